@@ -1,0 +1,168 @@
+"""Checkpoint folders: `config.json` + `model.safetensors` (+ `metrics.json`). No pickle.
+
+Every model class registers itself under a `kind` with `@register("kind")` and provides
+`config_dict()` / `from_config(config_dict)`; `save_model` / `load_model` then work for all of them,
+and loading names every tensor that is missing, unexpected or of the wrong shape.
+Folders are written atomically: into a temporary sibling first, then renamed into place, so an
+interrupted write never leaves a half checkpoint where a good one was.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+METRICS_FILE = "metrics.json"
+FORMAT_VERSION = 1
+
+_REGISTRY: dict[str, type] = {}
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def register(kind: str) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        _REGISTRY[kind] = cls
+        cls.checkpoint_kind = kind
+        return cls
+    return wrap
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    kind: str
+    config: dict
+    tensors: dict[str, torch.Tensor]
+    metrics: dict | None
+
+
+def write_json_atomic(path: Path, data) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def save(path: str | Path, *, kind: str, config: dict, tensors: dict[str, torch.Tensor],
+         metrics: dict | None = None, extra: dict[str, torch.Tensor] | None = None) -> Path:
+    """Writes a checkpoint folder atomically. `extra` tensors go to `extra.safetensors` (e.g. train state)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".tmp-"))
+    try:
+        write_json_atomic(tmp / CONFIG_FILE, {"kind": kind, "format_version": FORMAT_VERSION, **config})
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
+        if extra:
+            save_file({k: v.detach().contiguous().cpu() for k, v in extra.items()}, str(tmp / "extra.safetensors"))
+        if metrics is not None:
+            write_json_atomic(tmp / METRICS_FILE, metrics)
+        old = None
+        if path.exists():
+            old = path.with_name(path.name + ".tmp-old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing {what}") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+
+def read(path: str | Path, *, with_extra: bool = False) -> Checkpoint:
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: not a checkpoint folder (expected {CONFIG_FILE} + {WEIGHTS_FILE})")
+    config = _read_json(path / CONFIG_FILE, "config")
+    if "kind" not in config:
+        raise CheckpointError(f"{path / CONFIG_FILE}: no 'kind' field; cannot tell which model it holds")
+    weights = path / WEIGHTS_FILE
+    if not weights.exists():
+        raise CheckpointError(f"{path}: missing {WEIGHTS_FILE}")
+    try:
+        tensors = load_file(str(weights))
+    except Exception as e:  # safetensors raises several types for corrupt files
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})") from None
+    if with_extra and (path / "extra.safetensors").exists():
+        tensors.update({f"extra:{k}": v for k, v in load_file(str(path / "extra.safetensors")).items()})
+    metrics = _read_json(path / METRICS_FILE, "metrics") if (path / METRICS_FILE).exists() else None
+    kind = config.pop("kind")
+    config.pop("format_version", None)
+    return Checkpoint(path, kind, config, tensors, metrics)
+
+
+def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], where: str) -> None:
+    """Raises with a readable list of what differs between a model's state dict and a checkpoint's."""
+    problems = []
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing:
+        problems.append(f"missing tensors: {', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {', '.join(unexpected[:10])}{' …' if len(unexpected) > 10 else ''}")
+    for key in sorted(set(expected) & set(found)):
+        if tuple(expected[key].shape) != tuple(found[key].shape):
+            problems.append(f"{key}: checkpoint has shape {tuple(found[key].shape)}, "
+                            f"config builds {tuple(expected[key].shape)}")
+    if problems:
+        raise CheckpointError(f"{where}: config and weights disagree: " + "; ".join(problems))
+
+
+def save_model(model: torch.nn.Module, path: str | Path, metrics: dict | None = None) -> Path:
+    tensors = model.export_tensors() if hasattr(model, "export_tensors") else model.state_dict()
+    return save(path, kind=model.checkpoint_kind, config=model.config_dict(), tensors=tensors, metrics=metrics)
+
+
+def load_model(path: str | Path) -> torch.nn.Module:
+    """Loads any registered model from its checkpoint folder, in eval mode."""
+    _import_model_modules()
+    ckpt = read(path)
+    if ckpt.kind not in _REGISTRY:
+        raise CheckpointError(f"{ckpt.path}: unknown kind {ckpt.kind!r}; known: {', '.join(sorted(_REGISTRY))}")
+    cls = _REGISTRY[ckpt.kind]
+    model = cls.from_config(ckpt.config)
+    if hasattr(model, "import_tensors"):
+        model.import_tensors(ckpt.tensors, where=str(ckpt.path))
+    else:
+        check_state_dict(model.state_dict(), ckpt.tensors, str(ckpt.path))
+        model.load_state_dict(ckpt.tensors)
+    model.eval()
+    model.checkpoint_path = str(ckpt.path)
+    model.metrics = ckpt.metrics
+    return model
+
+
+def _import_model_modules() -> None:
+    import importlib
+    for name in ("fuselip.tokenizers", "fuselip.model", "fuselip.baselines"):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise

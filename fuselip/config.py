@@ -1,0 +1,248 @@
+"""Typed configuration: dataclasses, named presets stored as JSON data, and command-line overrides.
+
+A run is described by one `RunConfig` whose sections are the dataclasses below. Presets live as JSON
+files in `fuselip/presets/<family>/<name>.json` (family = tokenizer | fuselip | baseline) and hold only
+the values that differ from the dataclass defaults. Command lines never mirror flags by hand:
+`add_override_arguments` generates `--section.field=value` for every field, and `from_dict` rejects
+unknown keys and wrong types with a message that names the key.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass
+class TokenizerConfig:
+    """A discrete image tokenizer (2-D VQ grid or 1-D TiTok) and its vector quantiser."""
+    kind: str = "grid"              # "grid" | "titok"
+    image_size: int = 64            # square input side in pixels
+    codebook_size: int = 512
+    code_dim: int = 64
+    l2_codes: bool = False          # l2-normalised codes (TiTok-S style)
+    commitment: float = 0.25        # beta of the commitment loss
+    dead_code_threshold: float = 1.0  # codes used fewer times than this per window get re-seeded
+    # grid (convolutional VQ-VAE)
+    channels: list[int] = field(default_factory=lambda: [64, 128, 128])  # one per stride-2 stage
+    res_blocks: int = 2
+    # titok (ViT encoder/decoder with latent tokens)
+    patch_size: int = 8
+    num_latent_tokens: int = 32
+    width: int = 256
+    layers: int = 4
+    heads: int = 4
+
+
+@dataclass
+class EncoderConfig:
+    """The FuseLIP transformer (or, for baselines, the late-fusion model)."""
+    kind: str = "fuselip"           # "fuselip" | "siglip-sf" | "siglip-mlf"
+    width: int = 256
+    layers: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    context_length: int = 180
+    init_logit_scale: float = 2.302585092994046  # ln 10
+    init_logit_bias: float = -10.0
+    max_logit_scale: float = 4.605170185988092   # ln 100
+    mmm_probability: float = 0.1
+    mmm_weight: float = 0.25
+    # late fusion only
+    vision_patch_size: int = 8
+    fusion_layers: int = 4
+
+
+@dataclass
+class DataConfig:
+    """Which worlds and tasks a run trains on, and how many of each."""
+    worlds: list[str] = field(default_factory=lambda: ["shapes", "emoji"])
+    world_weights: list[float] = field(default_factory=lambda: [0.5, 0.5])
+    task_weights: dict[str, float] = field(default_factory=lambda: {
+        "caption": 0.5, "tgit": 0.2, "vqa": 0.1, "crop": 0.05, "position": 0.05, "edit": 0.1})
+    image_size: int = 64
+    train_pairs: int = 150_000      # size of the generated (and token-cached) training set
+    val_items: int = 200            # evaluation items per task for periodic validation
+    seed: int = 0
+    csv: str = ""                   # optional user data: CSV of (filepath, title)
+    image_folder: str = ""          # optional user data: folder of images
+
+
+@dataclass
+class TrainConfig:
+    """The training engine: optimiser, schedule, precision, checkpoints."""
+    batch_size: int = 128
+    steps: int = 1000
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-8
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    precision: str = "bf16"         # "bf16" | "fp32"
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 500
+    checkpoint_every: int = 200
+    out_dir: str = "runs/fuselip-tiny"
+    device: str = "cpu"
+    threads: int = 0                # 0: let torch decide
+
+
+@dataclass
+class RunConfig:
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tokenizer_checkpoint: str = ""  # frozen image tokenizer that a FuseLIP run reads images with
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass, with type checking
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _check_value(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a section (object), got {value!r}")
+        return from_dict(annotation, value, where)
+    if origin is list:
+        (inner,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check_value(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_type, val_type = typing.get_args(annotation)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {_check_value(k, key_type, where): _check_value(v, val_type, f"{where}.{k}")
+                for k, v in value.items()}
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported field type {annotation!r}")
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Build dataclass `cls` from a (possibly partial) dict; unknown keys and wrong types are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}'.lstrip('.') for k in unknown)}; "
+                          f"known: {', '.join(sorted(names))}")
+    kwargs = {k: _check_value(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive dict merge (update wins); sections merge, leaves replace."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "task_weights":
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+
+
+def preset_names(family: str) -> list[str]:
+    return sorted(p.stem for p in (PRESET_DIR / family).glob("*.json"))
+
+
+def load_preset(family: str, name: str) -> RunConfig:
+    path = PRESET_DIR / family / f"{name}.json"
+    if not path.exists():
+        raise ConfigError(f"no {family} preset named {name!r}; available: {', '.join(preset_names(family))}")
+    with open(path) as f:
+        data = json.load(f)
+    return from_dict(RunConfig, data, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# command-line overrides generated from the dataclasses
+
+
+def _leaf_fields(cls, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _leaf_fields(hints[f.name], name + ".")
+        else:
+            yield name, hints[f.name]
+
+
+def _parse_leaf(text: str, annotation: Any, where: str) -> Any:
+    if annotation is str:
+        return text
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        if annotation is bool and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise ConfigError(f"--{where}: cannot parse {text!r} as {getattr(annotation, '__name__', annotation)}")
+    return _check_value(value, annotation, f"--{where}")
+
+
+def add_override_arguments(parser: argparse.ArgumentParser, cls=RunConfig) -> None:
+    """Adds one `--section.field` option per leaf field of `cls` (values parsed and type-checked later)."""
+    group = parser.add_argument_group("config overrides (generated from fuselip.config)")
+    for name, annotation in _leaf_fields(cls):
+        type_name = getattr(annotation, "__name__", str(annotation))
+        group.add_argument(f"--{name}", dest=f"override:{name}", default=None, metavar=type_name.upper(),
+                           help=f"{type_name} (JSON for lists and mappings)")
+
+
+def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
+    hints = dict(_leaf_fields(RunConfig))
+    data = to_dict(config)
+    for key, text in vars(args).items():
+        if not key.startswith("override:") or text is None:
+            continue
+        dotted = key.split(":", 1)[1]
+        value = _parse_leaf(text, hints[dotted], dotted)
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return from_dict(RunConfig, data)
+
+
+def dump(config: RunConfig) -> str:
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)
