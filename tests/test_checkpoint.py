@@ -1,0 +1,62 @@
+import json
+
+import pytest
+import torch
+
+from fuselip import checkpoint as ck
+
+
+@ck.register("test-linear")
+class Linear(torch.nn.Linear):
+    def __init__(self, n):
+        super().__init__(n, n)
+        self.n = n
+
+    def config_dict(self):
+        return {"n": self.n}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["n"])
+
+
+def test_round_trip_and_metrics(tmp_path):
+    model = Linear(3)
+    ck.save_model(model, tmp_path / "m", metrics={"acc": 0.5})
+    loaded = ck.load_model(tmp_path / "m")
+    assert isinstance(loaded, Linear) and loaded.metrics == {"acc": 0.5}
+    torch.testing.assert_close(loaded.weight, model.weight, rtol=0, atol=0)
+    assert not any(p.name.startswith("m.tmp-") for p in tmp_path.iterdir())
+
+
+def test_overwrite_is_atomic(tmp_path):
+    ck.save_model(Linear(3), tmp_path / "m")
+    ck.save_model(Linear(3), tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_mismatch_names_what_differs(tmp_path):
+    ck.save_model(Linear(3), tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["n"] = 4
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ck.CheckpointError, match=r"weight: checkpoint has shape \(3, 3\), config builds \(4, 4\)"):
+        ck.load_model(tmp_path / "m")
+
+
+def test_bad_folders(tmp_path):
+    with pytest.raises(ck.CheckpointError, match="not a checkpoint folder"):
+        ck.load_model(tmp_path / "nothing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{oops")
+    with pytest.raises(ck.CheckpointError, match="malformed JSON"):
+        ck.read(tmp_path / "bad")
+    (tmp_path / "bad" / "config.json").write_text('{"kind": "test-linear", "n": 3}')
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ck.CheckpointError, match="unreadable safetensors"):
+        ck.read(tmp_path / "bad")
+    (tmp_path / "bad" / "config.json").write_text('{"kind": "nope"}')
+    (tmp_path / "bad" / "model.safetensors").unlink()
+    ck.save(tmp_path / "bad", kind="nope", config={}, tensors={"x": torch.zeros(1)})
+    with pytest.raises(ck.CheckpointError, match="unknown kind 'nope'"):
+        ck.load_model(tmp_path / "bad")
