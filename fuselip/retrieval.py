@@ -1,0 +1,208 @@
+"""Gallery index and top-k search, plus an on-disk cache of gallery embeddings.
+
+Every model in the project speaks one encode API and returns L2-normalised vectors, so retrieval is
+the same for all of them: score = inner product (= cosine), keep the k best. The search is exact and
+brute force: one float32 matrix product `queries @ galleryᵀ` followed by `torch.topk`. For the galleries
+of this project (thousands of items, 256-d) an approximate index would only add error; even at 100,000
+items the matrix product reads the gallery once per query batch and runs at memory speed.
+`benchmarks/retrieval.py` measures this against faiss' `IndexFlatIP` (what a user would otherwise pick).
+
+Embedding a gallery is the expensive part, so `cached_embeddings` stores the result as safetensors,
+keyed by (model content hash, gallery content hash): the same weights and the same items give a cache
+hit; any change to either gives a miss and a fresh file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from fuselip.data.types import Side
+
+CACHE_ENV = "FUSELIP_CACHE"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / "cache" / "gallery"
+EMBED_BATCH = 128           # sides per model.encode call while embedding a gallery
+QUERY_CHUNK = 256           # query rows per matrix product (bounds the (chunk, N) score matrix)
+
+
+# ---------------------------------------------------------------------------------------------
+# exact inner-product search
+
+
+def normalise(vectors) -> torch.Tensor:
+    """Anything (Q, D) or (D,) array-like -> contiguous float32 (Q, D) with unit rows (zero rows stay zero)."""
+    x = torch.as_tensor(np.asarray(vectors) if not isinstance(vectors, torch.Tensor) else vectors)
+    x = x.detach().to(device="cpu", dtype=torch.float32)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise ValueError(f"expected vectors of shape (N, D), got {tuple(x.shape)}")
+    norms = x.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+    return (x / norms).contiguous()
+
+
+@dataclass
+class SearchResult:
+    scores: torch.Tensor    # (Q, k) float32, best first
+    indices: torch.Tensor   # (Q, k) int64 rows of the gallery
+
+
+class Index:
+    """Exact top-k inner-product search over a fixed set of gallery vectors.
+
+    `Index(vectors)` L2-normalises the rows (pass `normalised=True` to skip that when they already are);
+    `search(queries, k)` returns the k highest scores per query, best first.
+    """
+
+    def __init__(self, vectors, normalised: bool = False):
+        self.vectors = normalise(vectors) if not normalised else torch.as_tensor(vectors, dtype=torch.float32)
+        self.vectors = self.vectors.contiguous()  # (N, D)
+        if self.vectors.ndim != 2 or self.vectors.shape[0] == 0:
+            raise ValueError(f"an index needs a non-empty (N, D) gallery, got {tuple(self.vectors.shape)}")
+
+    def __len__(self) -> int:
+        return self.vectors.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def search(self, queries, k: int, normalised: bool = False) -> SearchResult:
+        q = normalise(queries) if not normalised else torch.as_tensor(queries, dtype=torch.float32)
+        if q.ndim == 1:
+            q = q[None]
+        if q.shape[1] != self.dim:
+            raise ValueError(f"queries have dimension {q.shape[1]}, the gallery has {self.dim}")
+        k = max(1, min(int(k), len(self)))
+        scores, indices = [], []
+        with torch.inference_mode():
+            for start in range(0, q.shape[0], QUERY_CHUNK):
+                block = q[start:start + QUERY_CHUNK] @ self.vectors.T  # (chunk, N)
+                top = torch.topk(block, k, dim=1, largest=True, sorted=True)
+                scores.append(top.values)
+                indices.append(top.indices)
+        return SearchResult(torch.cat(scores), torch.cat(indices))
+
+
+def search(gallery, queries, k: int) -> SearchResult:
+    """One-shot convenience: `Index(gallery).search(queries, k)`."""
+    return Index(gallery).search(queries, k)
+
+
+# ---------------------------------------------------------------------------------------------
+# content hashes: what the embedding cache is keyed by
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Hash of everything that determines a model's embeddings: its kind, config and every tensor.
+
+    Computed from the weights in memory (not the checkpoint file), so a model fine-tuned in a notebook
+    never reuses the embeddings of the checkpoint it started from.
+    """
+    h = hashlib.blake2b(digest_size=20)
+    h.update(str(getattr(model, "checkpoint_kind", type(model).__name__)).encode())
+    if hasattr(model, "config_dict"):
+        h.update(json.dumps(model.config_dict(), sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def gallery_fingerprint(items: Sequence[Side]) -> str:
+    """Hash of a gallery's contents, in order (pixels and texts of every item)."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(str(len(items)).encode())
+    for side in items:
+        h.update(side.key())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# gallery embeddings, computed once per (model, gallery) and cached on disk
+
+
+def cache_dir(path: str | Path | None = None) -> Path:
+    return Path(path or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
+
+
+def encode_sides(model, sides: Sequence[Side]) -> torch.Tensor:
+    """Sides -> (B, D) float32 embeddings in one `model.encode` call (a missing modality is passed as None)."""
+    images = [s.image for s in sides]
+    texts = [s.text if s.text else None for s in sides]
+    with torch.inference_mode():
+        emb = model.encode(images=images if any(i is not None for i in images) else None,
+                           texts=texts if any(t is not None for t in texts) else None)
+    return emb.detach().float().cpu()
+
+
+def embed_sides(model, items: Sequence[Side], batch_size: int = EMBED_BATCH) -> torch.Tensor:
+    """(N,) sides -> (N, D) float32 embeddings through the model's encode API, in batches."""
+    out = [encode_sides(model, items[start:start + batch_size]) for start in range(0, len(items), batch_size)]
+    return torch.cat(out)
+
+
+@dataclass
+class CacheInfo:
+    path: Path
+    hit: bool
+
+
+def cached_embeddings(model, items: Sequence[Side], directory: str | Path | None = None,
+                      batch_size: int = EMBED_BATCH, model_hash: str | None = None) -> tuple[torch.Tensor, CacheInfo]:
+    """Gallery embeddings (N, D) for `model`, read from the cache or computed and written to it.
+
+    The file name holds both hashes, so a changed model or gallery simply misses; the file's metadata
+    repeats them and is checked on read (a renamed or truncated file is recomputed, never trusted).
+    """
+    if not items:
+        raise ValueError("the gallery is empty: nothing to embed")
+    m_hash = model_hash or model_fingerprint(model)
+    g_hash = gallery_fingerprint(items)
+    folder = cache_dir(directory)
+    path = folder / f"{m_hash[:16]}-{g_hash[:16]}.safetensors"
+    if path.exists():
+        try:
+            tensors = load_file(str(path))
+            with open(path, "rb") as f:  # safetensors header: 8-byte length + JSON with __metadata__
+                header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            meta = header.get("__metadata__", {})
+            emb = tensors["embeddings"]
+            if meta.get("model") == m_hash and meta.get("gallery") == g_hash and emb.shape[0] == len(items):
+                return emb, CacheInfo(path, hit=True)
+        except Exception:  # unreadable or foreign file: recompute below and overwrite it
+            pass
+    emb = normalise(embed_sides(model, items, batch_size))
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    save_file({"embeddings": emb}, str(tmp), metadata={"model": m_hash, "gallery": g_hash, "items": str(len(items))})
+    os.replace(tmp, path)
+    return emb, CacheInfo(path, hit=False)
+
+
+class GalleryIndex:
+    """A gallery of sides (image and/or text) embedded by one model, searchable by any query side."""
+
+    def __init__(self, model, items: Sequence[Side], directory: str | Path | None = None,
+                 model_hash: str | None = None):
+        self.model = model
+        self.items = list(items)
+        embeddings, self.cache = cached_embeddings(model, self.items, directory, model_hash=model_hash)
+        self.index = Index(embeddings, normalised=True)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def search(self, queries: Sequence[Side], k: int) -> SearchResult:
+        """Query sides -> top-k gallery rows for each (embedded with the same model)."""
+        return self.index.search(encode_sides(self.model, queries), k)
