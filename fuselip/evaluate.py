@@ -1,0 +1,281 @@
+"""The benchmark suite: top-1 accuracy on every task of both worlds, for ANY model with the encode API.
+
+Every task of fuselip/data/tasks.py yields evaluation items: a query side and a candidate list with the
+correct candidate first (shared/PAPER.md, "Evaluation"). A model embeds the query and the candidates with
+`model.encode(images, texts)` and is right when the correct candidate scores highest. The same code
+measures FuseLIP and the late-fusion baselines, so a difference in the table is a difference in the model.
+
+Conventions (each a decision, tested in tests/test_evaluate.py):
+- **Ties count against the model.** An item is correct only when the correct candidate's score is
+  *strictly* above every other candidate's. A model that maps everything to one vector scores 0, not 100.
+- **Identical candidates are one candidate.** A candidate with the same content as the correct one
+  (`Side.key()`: same pixels and text, e.g. the flip of a symmetric scene) is dropped from the list, so
+  it can neither tie with nor beat the correct one (DESIGN.md: duplicates count as correct).
+- **Each distinct side is encoded once** per (world, task): queries and candidates are de-duplicated by
+  content, sorted so that similar sequences share a batch, and encoded in batches in float32.
+- **A task's `top1`** is the plain item accuracy; for a task with sub-kinds (tgit's crop/rotate/…,
+  vqa's question types) it is the *mean over its kinds* (the paper's TGIT = mean over the five kinds),
+  so the mix in which items were sampled does not weigh the kinds.
+- **Retrieval** uses the caption items as a gallery: every image against every distinct caption
+  (image→text R@1) and every distinct caption against every image (text→image R@1); when several
+  images share one caption, any of them is a correct answer. `top1` is the mean of both directions.
+
+`evaluate(model, ...)` returns a nested dict (all accuracies in percent):
+    {"split", "seed", "n_items", "worlds": {world: {task: {"top1", "n", "kinds": {kind: {"top1", "n"}}}}},
+     "mean": {task: mean of the worlds' top1}}
+`to_markdown(results)` renders one model; `compare({name: results})` renders models side by side.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+from fuselip.data.types import EvalItem, Side
+
+WORLDS = ("shapes", "emoji")
+RETRIEVAL = "retrieval"
+RETRIEVAL_SOURCE = "caption"   # the task whose items form the retrieval gallery
+ENCODE_BATCH = 256             # sides per model.encode call
+
+
+# ---------------------------------------------------------------------------------------------
+# embedding every distinct side once
+
+
+def _modality(side: Side) -> str:
+    if side.image is not None and side.text:
+        return "image+text"
+    return "image" if side.image is not None else "text"
+
+
+def embed_unique(model, sides: Iterable[Side], batch_size: int = ENCODE_BATCH) -> dict[bytes, torch.Tensor]:
+    """Sides -> {Side.key(): (D,) float32 embedding}, each distinct content encoded exactly once."""
+    unique: dict[bytes, Side] = {}
+    for side in sides:
+        unique.setdefault(side.key(), side)
+    # similar sequences in one batch (image or not, then text length): less padding for token models
+    order = sorted(unique, key=lambda k: (unique[k].image is None, len(unique[k].text)))
+    out: dict[bytes, torch.Tensor] = {}
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                keys = order[start:start + batch_size]
+                batch = [unique[k] for k in keys]
+                images = [s.image for s in batch]
+                texts = [s.text if s.text else None for s in batch]
+                emb = model.encode(images=images if any(i is not None for i in images) else None,
+                                   texts=texts if any(t is not None for t in texts) else None)
+                emb = torch.as_tensor(emb).detach().float().cpu()
+                if emb.shape[0] != len(batch):
+                    raise ValueError(f"model.encode returned {emb.shape[0]} rows for {len(batch)} inputs")
+                out.update(zip(keys, emb))
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+
+
+def item_correct(query: torch.Tensor, candidates: torch.Tensor) -> bool:
+    """query (D,), candidates (C, D) with the correct one first -> correct iff strictly best (ties lose)."""
+    scores = candidates @ query  # (C,)
+    if scores.shape[0] < 2:
+        return True  # nothing to confuse it with (all candidates were duplicates of the correct one)
+    return bool(scores[0] > scores[1:].max())
+
+
+def score_items(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor]) -> list[bool]:
+    """One correct/wrong per item, duplicates of the correct candidate removed (see module docstring)."""
+    results = []
+    for item in items:
+        correct_key = item.candidates[0].key()
+        keys = [correct_key] + list(dict.fromkeys(c.key() for c in item.candidates[1:] if c.key() != correct_key))
+        candidates = torch.stack([embeddings[k] for k in keys])  # (C, D)
+        results.append(item_correct(embeddings[item.query.key()], candidates))
+    return results
+
+
+def _percent(flags: Sequence[bool]) -> float:
+    return 100.0 * sum(flags) / len(flags) if flags else float("nan")
+
+
+def task_accuracy(items: Sequence[EvalItem], correct: Sequence[bool]) -> dict:
+    """{"top1", "n", "kinds"}: top1 is the mean over kinds when items have kinds, else item accuracy."""
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    for item, ok in zip(items, correct):
+        by_kind[item.kind].append(ok)
+    kinds = {k: {"top1": _percent(v), "n": len(v)} for k, v in sorted(by_kind.items()) if k}
+    if kinds and "" not in by_kind:
+        top1 = sum(v["top1"] for v in kinds.values()) / len(kinds)
+    else:
+        top1 = _percent(list(correct))
+    return {"top1": top1, "n": len(items), "kinds": kinds}
+
+
+def retrieval_accuracy(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor]) -> dict:
+    """R@1 in both directions over the gallery of (query, correct candidate) pairs of `items`."""
+    pairs = [(item.query, item.candidates[0]) for item in items]
+    if not pairs:
+        return {"top1": float("nan"), "n": 0, "kinds": {}}
+    result = {}
+    for direction, (a, b) in (("forward", (0, 1)), ("backward", (1, 0))):
+        sources = list(dict.fromkeys(p[a].key() for p in pairs))
+        targets = list(dict.fromkeys(p[b].key() for p in pairs))
+        target_row = {k: i for i, k in enumerate(targets)}
+        positives = torch.zeros(len(sources), len(targets), dtype=torch.bool)  # (S, T)
+        source_row = {k: i for i, k in enumerate(sources)}
+        for p in pairs:
+            positives[source_row[p[a].key()], target_row[p[b].key()]] = True
+        scores = torch.stack([embeddings[k] for k in sources]) @ torch.stack([embeddings[k] for k in targets]).T
+        best_positive = scores.masked_fill(~positives, float("-inf")).max(dim=1).values  # (S,)
+        best_negative = scores.masked_fill(positives, float("-inf")).max(dim=1).values  # (S,)
+        correct = (best_positive > best_negative).tolist()  # strictly best; ties lose
+        name = f"{_modality(pairs[0][a])}_to_{_modality(pairs[0][b])}"
+        result[name] = {"top1": _percent(correct), "n": len(sources)}
+    top1 = sum(v["top1"] for v in result.values()) / len(result)
+    return {"top1": top1, "n": len(pairs), "kinds": result}
+
+
+# ---------------------------------------------------------------------------------------------
+# the suite
+
+
+ItemSource = Callable[[str, str], Sequence[EvalItem]]
+
+
+def benchmark_items(split: str, n_items: int, seed: int, image_size: int = 64) -> ItemSource:
+    """The item source of the benchmark: fuselip.data.tasks.eval_items for one split and seed."""
+    from fuselip.data.tasks import eval_items
+
+    def source(world: str, task: str) -> Sequence[EvalItem]:
+        return eval_items(world, task, split, n_items, seed, image_size=image_size)
+    return source
+
+
+def default_tasks() -> tuple[str, ...]:
+    from fuselip.data.tasks import TASKS
+    return tuple(TASKS)
+
+
+def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] = WORLDS,
+             tasks: Sequence[str] | None = None, split: str = "test", n_items: int = 500, seed: int = 0,
+             image_size: int = 64, batch_size: int = ENCODE_BATCH, retrieval: bool = True,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """Every (world, task) top-1 accuracy of `model`, plus caption retrieval R@1 (see module docstring).
+
+    `items(world, task)` supplies the evaluation items; by default the `split` test set of `seed` with
+    `n_items` per (world, task). One (world, task) is generated, encoded and scored at a time.
+    """
+    tasks = tuple(tasks) if tasks is not None else default_tasks()
+    source = items or benchmark_items(split, n_items, seed, image_size)
+    results: dict = {"split": split, "seed": seed, "n_items": n_items, "worlds": {}, "mean": {}}
+    for world in worlds:
+        per_task = {}
+        for task in tasks:
+            task_items = list(source(world, task))
+            if not task_items:
+                continue
+            if progress:
+                progress(f"{world}/{task}: {len(task_items)} items")
+            sides = [item.query for item in task_items] + [c for item in task_items for c in item.candidates]
+            embeddings = embed_unique(model, sides, batch_size)
+            per_task[task] = task_accuracy(task_items, score_items(task_items, embeddings))
+            if retrieval and task == RETRIEVAL_SOURCE:
+                per_task[RETRIEVAL] = retrieval_accuracy(task_items, embeddings)
+            del embeddings, sides, task_items
+        results["worlds"][world] = per_task
+    results["mean"] = summary(results)
+    return results
+
+
+def summary(results: dict) -> dict[str, float]:
+    """{task: mean over the worlds of its top1} (only over worlds that have the task)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for per_task in results["worlds"].values():
+        for task, entry in per_task.items():
+            values[task].append(entry["top1"])
+    return {task: sum(v) / len(v) for task, v in values.items()}
+
+
+def flat_metrics(results: dict, prefix: str = "") -> dict[str, float]:
+    """{"mean/tgit": …, "shapes/tgit": …, "shapes/tgit/crop": …}: one number per row, for logs and metrics."""
+    flat = {f"{prefix}mean/{task}": value for task, value in results["mean"].items()}
+    for world, per_task in results["worlds"].items():
+        for task, entry in per_task.items():
+            flat[f"{prefix}{world}/{task}"] = entry["top1"]
+            for kind, sub in entry["kinds"].items():
+                flat[f"{prefix}{world}/{task}/{kind}"] = sub["top1"]
+    return flat
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+
+
+def _rows(*results: dict) -> list[tuple[str, str, str]]:
+    """(task, kind, label) rows in the task order of the results, each task followed by its kinds."""
+    kinds_by_task: dict[str, list[str]] = {}
+    for result in results:
+        for per_task in result["worlds"].values():
+            for task, entry in per_task.items():
+                known = kinds_by_task.setdefault(task, [])
+                known += [kind for kind in entry["kinds"] if kind not in known]
+    rows = []
+    for task, kinds in kinds_by_task.items():
+        rows.append((task, "", task))
+        rows += [(task, kind, f"{task}: {kind}") for kind in kinds]
+    return rows
+
+
+def _cell(results: dict, world: str, task: str, kind: str) -> float | None:
+    if world == "mean":
+        if kind:
+            values = [_cell(results, w, task, kind) for w in results["worlds"]]
+            values = [v for v in values if v is not None]
+            return sum(values) / len(values) if values else None
+        return results["mean"].get(task)
+    entry = results["worlds"].get(world, {}).get(task)
+    if entry is None:
+        return None
+    if kind:
+        return entry["kinds"].get(kind, {}).get("top1")
+    return entry["top1"]
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:.1f}"
+
+
+def to_markdown(results: dict, kinds: bool = True) -> str:
+    """One model: a row per task (and per kind), a column per world and their mean; top-1 in %."""
+    worlds = list(results["worlds"])
+    lines = ["| task | " + " | ".join(worlds) + " | mean |", "|---|" + "---:|" * (len(worlds) + 1)]
+    for task, kind, label in _rows(results):
+        if kind and not kinds:
+            continue
+        cells = [_fmt(_cell(results, w, task, kind)) for w in worlds + ["mean"]]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compare(results_by_model: dict[str, dict], world: str = "mean", kinds: bool = True) -> str:
+    """Models side by side: a row per task (and kind), a column per model; `world` = "mean" or a world."""
+    names = list(results_by_model)
+    if not names:
+        raise ValueError("compare needs at least one model's results")
+    rows = _rows(*results_by_model.values())
+    lines = [f"| task ({world}) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for task, kind, label in rows:
+        if kind and not kinds:
+            continue
+        cells = [_fmt(_cell(results_by_model[n], world, task, kind)) for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""The benchmark suite on hand-built toy models whose right and wrong answers we choose."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fuselip import evaluate
+from fuselip.data.types import EvalItem, Side
+
+DIM = 8
+
+
+def image(value: int) -> np.ndarray:
+    """A tiny solid image whose content (and so its key) is `value`."""
+    return np.full((4, 4, 3), value, dtype=np.uint8)
+
+
+class TableModel:
+    """Embeds a side by looking it up: (image value or None, text) -> a fixed unit vector. Counts calls."""
+
+    def __init__(self, table: dict):
+        self.table = table
+        self.encoded = 0
+
+    def encode(self, images=None, texts=None):
+        n = len(images) if images is not None else len(texts)
+        images = images if images is not None else [None] * n
+        texts = texts if texts is not None else [None] * n
+        rows = []
+        for im, text in zip(images, texts):
+            key = (None if im is None else int(im[0, 0, 0]), text or "")
+            rows.append(torch.nn.functional.normalize(torch.as_tensor(self.table[key], dtype=torch.float32), dim=0))
+        self.encoded += n
+        return torch.stack(rows)
+
+
+def axis(i: int, scale: float = 1.0) -> list[float]:
+    v = [0.0] * DIM
+    v[i] = scale
+    return v
+
+
+def test_toy_model_is_right_exactly_on_the_items_we_chose():
+    # query i = (image i, "q"); candidates = text sides "c{i}a" (correct), "c{i}b", "c{i}c"
+    # the model puts the query on axis i, the correct candidate on axis i for items 0 and 2 only
+    table, items = {}, []
+    for i in range(4):
+        table[(i, "q")] = axis(i)
+        right = i in (0, 2)
+        table[(None, f"c{i}a")] = axis(i) if right else axis((i + 1) % DIM)
+        # a close but worse distractor when right (cosine 0.71), the query's own axis when wrong
+        table[(None, f"c{i}b")] = [a + b for a, b in zip(axis(i, 0.5), axis(7, 0.5))] if right else axis(i)
+        table[(None, f"c{i}c")] = axis(6)
+        items.append(EvalItem(Side(image(i), "q"), (Side(None, f"c{i}a"), Side(None, f"c{i}b"), Side(None, f"c{i}c")),
+                              task="toy"))
+    model = TableModel(table)
+    res = evaluate.evaluate(model, lambda w, t: items, worlds=["w"], tasks=["toy"], retrieval=False)
+    assert res["worlds"]["w"]["toy"]["top1"] == pytest.approx(50.0)
+    assert res["worlds"]["w"]["toy"]["n"] == 4
+    assert res["mean"]["toy"] == pytest.approx(50.0)
+    assert model.encoded == 4 * 4  # every distinct side once
+
+
+def test_ties_count_against_the_model_and_duplicates_of_the_correct_candidate_do_not():
+    constant = {(i, t): axis(0) for i in range(3) for t in ("q", "")} | {(None, t): axis(0) for t in "abc"}
+    items = [EvalItem(Side(image(0), "q"), (Side(None, "a"), Side(None, "b")), task="t")]
+    res = evaluate.evaluate(TableModel(constant), lambda w, t: items, worlds=["w"], tasks=["t"], retrieval=False)
+    assert res["worlds"]["w"]["t"]["top1"] == 0.0  # a constant model ties everywhere -> 0 %, not 100 %
+
+    # the second candidate has the same content as the correct one (e.g. the flip of a symmetric scene):
+    # it is one candidate, so the tie between the two cannot count against the model
+    dup = [EvalItem(Side(image(0), "q"), (Side(image(1)), Side(image(1)), Side(None, "c")), task="t")]
+    table = {(0, "q"): axis(0), (1, ""): axis(0), (None, "c"): axis(1)}
+    res = evaluate.evaluate(TableModel(table), lambda w, t: dup, worlds=["w"], tasks=["t"], retrieval=False)
+    assert res["worlds"]["w"]["t"]["top1"] == 100.0
+
+
+def test_a_task_with_kinds_is_the_mean_over_its_kinds():
+    table = {(0, "q"): axis(0), (None, "good"): axis(0), (None, "bad"): axis(1)}
+    right = EvalItem(Side(image(0), "q"), (Side(None, "good"), Side(None, "bad")), task="t", kind="A")
+    wrong = EvalItem(Side(image(0), "q"), (Side(None, "bad"), Side(None, "good")), task="t", kind="A")
+    also_right = EvalItem(Side(image(0), "q"), (Side(None, "good"), Side(None, "bad")), task="t", kind="B")
+    items = [right, wrong, also_right]
+    res = evaluate.evaluate(TableModel(table), lambda w, t: items, worlds=["w"], tasks=["t"], retrieval=False)
+    entry = res["worlds"]["w"]["t"]
+    assert entry["kinds"] == {"A": {"top1": 50.0, "n": 2}, "B": {"top1": 100.0, "n": 1}}
+    assert entry["top1"] == pytest.approx(75.0)  # mean over kinds, not 2 of 3 items
+
+
+def test_retrieval_on_a_gallery_with_known_ranks():
+    # 3 images with captions; image 2's caption is closer to image 1 than image 1's own caption is
+    table = {(0, ""): axis(0), (1, ""): axis(1), (2, ""): axis(2),
+             (None, "zero"): axis(0), (None, "one"): [0, 0.6, 0.8, 0, 0, 0, 0, 0], (None, "two"): axis(2)}
+    items = [EvalItem(Side(image(i)), (Side(None, t), Side(None, "distractor")), task="caption")
+             for i, t in enumerate(["zero", "one", "two"])]
+    table[(None, "distractor")] = axis(5)
+    res = evaluate.evaluate(TableModel(table), lambda w, t: items, worlds=["w"], tasks=["caption"])
+    kinds = res["worlds"]["w"]["retrieval"]["kinds"]
+    # image->text: image 0 -> zero ✓, image 1 -> one (0.6) ✓ (two scores 0), image 2 -> two (1.0) ✓
+    assert kinds["image_to_text"] == {"top1": 100.0, "n": 3}
+    # text->image: zero -> 0 ✓, one -> image 2 (0.8 > 0.6) ✗, two -> 2 ✓
+    assert kinds["text_to_image"]["top1"] == pytest.approx(200 / 3)
+    assert res["worlds"]["w"]["retrieval"]["top1"] == pytest.approx((100 + 200 / 3) / 2)
+    assert res["worlds"]["w"]["caption"]["top1"] == 100.0
+
+
+def test_retrieval_counts_any_image_of_a_shared_caption_as_correct():
+    table = {(0, ""): axis(0), (1, ""): axis(1), (None, "same"): [0.6, 0.8] + [0] * 6}
+    items = [EvalItem(Side(image(i)), (Side(None, "same"),), task="caption") for i in range(2)]
+    res = evaluate.evaluate(TableModel(table), lambda w, t: items, worlds=["w"], tasks=["caption"])
+    kinds = res["worlds"]["w"]["retrieval"]["kinds"]
+    assert kinds["text_to_image"] == {"top1": 100.0, "n": 1}  # one distinct caption, either image is right
+    assert kinds["image_to_text"] == {"top1": 100.0, "n": 2}  # the only caption is every image's
+
+
+def test_tables_render_every_model_and_row():
+    a = {"worlds": {"s": {"tgit": {"top1": 90.0, "n": 2, "kinds": {"crop": {"top1": 80.0, "n": 1},
+                                                                    "flip": {"top1": 100.0, "n": 1}}}},
+                    "e": {"tgit": {"top1": 70.0, "n": 1, "kinds": {"crop": {"top1": 70.0, "n": 1}}}}}}
+    a["mean"] = evaluate.summary(a)
+    b = {"worlds": {"s": {"tgit": {"top1": 50.0, "n": 2, "kinds": {}},
+                          "vqa": {"top1": 25.0, "n": 4, "kinds": {}}}}}
+    b["mean"] = evaluate.summary(b)
+    assert a["mean"]["tgit"] == 80.0
+    table = evaluate.to_markdown(a)
+    assert "| tgit | 90.0 | 70.0 | 80.0 |" in table
+    assert "| tgit: crop | 80.0 | 70.0 | 75.0 |" in table
+    assert "| tgit: flip | 100.0 | – | 100.0 |" in table
+    side_by_side = evaluate.compare({"fuselip": a, "sf": b})
+    assert "| tgit | 80.0 | 50.0 |" in side_by_side
+    assert "| vqa | – | 25.0 |" in side_by_side
+    flat = evaluate.flat_metrics(a)
+    assert flat["s/tgit/flip"] == 100.0 and flat["mean/tgit"] == 80.0
+    assert not any(math.isnan(v) for v in flat.values())
