@@ -54,9 +54,11 @@ class EncoderConfig:
     max_logit_scale: float = 4.605170185988092   # ln 100
     mmm_probability: float = 0.1
     mmm_weight: float = 0.25
-    # late fusion only
+    # late fusion only (fuselip/baselines.py): width/layers/heads/mlp_ratio size EACH of the two towers
     vision_patch_size: int = 8
-    fusion_layers: int = 4
+    embed_dim: int = 0              # projection of both towers = fusion width (0: same as width)
+    fusion_layers: int = 4          # MLF: pre-LN transformer over the 2-token [image, text] sequence
+    fusion_heads: int = 0           # MLF: attention heads of the fusion and the pooling (0: same as heads)
 
 
 @dataclass
