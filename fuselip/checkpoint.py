@@ -134,6 +134,44 @@ def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.T
         raise CheckpointError(f"{where}: config and weights disagree: " + "; ".join(problems))
 
 
+def compact_rows(state: dict[str, torch.Tensor], key: str, kept: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Replaces the table `state[key]` (V, ...) by only its rows `kept`, for checkpoints.
+
+    A 49k-row token table of which the data touches a few hundred rows would dominate a small model's
+    file. The table becomes `<prefix>.kept_ids` (K,) + `<prefix>.kept_rows` (K, ...), prefix = `key`
+    without its last part (`token_embedding.weight` -> `token_embedding.kept_ids`). `expand_rows` undoes it.
+    """
+    state = dict(state)
+    table = state.pop(key)
+    prefix = key.rsplit(".", 1)[0]
+    kept = kept.detach().long().flatten().cpu()
+    state[f"{prefix}.kept_ids"] = kept
+    state[f"{prefix}.kept_rows"] = table.detach()[kept.to(table.device)].cpu()
+    return state
+
+
+def expand_rows(tensors: dict[str, torch.Tensor], key: str, shape: tuple[int, ...],
+                where: str = "") -> torch.Tensor | None:
+    """Inverse of `compact_rows`, in place on `tensors`: rebuilds `tensors[key]` of `shape`, zeros in the rows
+    that were not kept, and returns the (V,) bool mask of kept rows; returns None when `key` was not compacted."""
+    prefix = key.rsplit(".", 1)[0]
+    if f"{prefix}.kept_ids" not in tensors:
+        return None
+    kept = tensors.pop(f"{prefix}.kept_ids").long()
+    rows = tensors.pop(f"{prefix}.kept_rows", None)
+    if rows is None:
+        raise CheckpointError(f"{where}: {prefix}.kept_ids without {prefix}.kept_rows")
+    if tuple(rows.shape) != (len(kept), *shape[1:]) or (len(kept) and not 0 <= int(kept.min()) <= int(kept.max()) < shape[0]):
+        raise CheckpointError(f"{where}: {prefix}.kept_rows {tuple(rows.shape)} / kept_ids (max "
+                              f"{int(kept.max()) if len(kept) else '-'}) do not fit a {tuple(shape)} table")
+    table = torch.zeros(shape, dtype=rows.dtype)
+    table[kept] = rows
+    tensors[key] = table
+    mask = torch.zeros(shape[0], dtype=torch.bool)
+    mask[kept] = True
+    return mask
+
+
 def save_model(model: torch.nn.Module, path: str | Path, metrics: dict | None = None) -> Path:
     tensors = model.export_tensors() if hasattr(model, "export_tensors") else model.state_dict()
     return save(path, kind=model.checkpoint_kind, config=model.config_dict(), tensors=tensors, metrics=metrics)

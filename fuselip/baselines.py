@@ -1,0 +1,363 @@
+"""Late fusion: a SigLIP dual encoder built with open_clip, plus the two fusions of shared/PAPER.md.
+
+The dual encoder is `open_clip.model.CLIP` from a small config: a ViT over the raw pixels (in [0, 1], no
+mean/std normalisation, like FuseLIP) and a *bidirectional* text transformer over the same CLIP BPE ids
+that FuseLIP uses (fuselip.text / fuselip.vocab: `[sot, t_1 … t_k, eot]`, pad 0). Each tower embeds its
+own modality alone; the two vectors meet only at the end (*late fusion*):
+
+- score fusion (SF, `kind="siglip-sf"`): `normalise(normalise(f_img) + normalise(f_txt))`;
+  a sample with one side missing is the other side alone, `normalise(f)`.
+- MagicLens-style fusion (MLF, `kind="siglip-mlf"`): the two projected vectors become a 2-token sequence
+  (plus a learned modality embedding each) → a pre-LN transformer (open_clip's blocks) → attention
+  pooling with one learned query → LayerNorm → normalise. A missing side is *masked out* (key-padding
+  mask in every attention, the fusion blocks and the pooling), so an image alone is a function of that
+  image only and never of some stand-in for the absent text. (A learned "empty" token would be the other
+  choice; masking needs no extra parameter and cannot leak anything from the missing side.)
+
+Both follow the engine protocol of fuselip/model.py: `prepare(pairs)`, `collate(pairs)`,
+`forward_pairs(batch)`, `logit_scale`/`logit_bias`, `encode(images, texts)`, `config_dict()` / `from_config()`,
+and the same checkpoint compaction as FuseLIP (fuselip.checkpoint.compact_rows / expand_rows): `prepare`
+records every text id of the training set in the buffer `token_seen`, and `export_tensors` keeps only
+those rows of the 49,408-row text table (the others never met any training input; they load as zeros).
+An empty text (`""` or None) counts as a missing text side: CLIP has no meaning for "no words", and the
+data contract writes an image-only side as `Side(image, "")`.
+
+Why not `CLIP.encode_text`: in open_clip 3.3 `CLIPTextCfg` has `no_causal_mask` but no way to switch on
+a padding mask, and `CLIP.encode_text` adds the positional embedding of the *full* context length. We
+build the tower with open_clip and run its parts ourselves on batches trimmed to their longest text,
+with a key-padding mask on pad (the same attention pattern as FuseLIP's encoder).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from open_clip.transformer import LayerNorm, Transformer
+from torch import nn
+
+from fuselip import vocab
+from fuselip.checkpoint import check_state_dict, compact_rows, expand_rows, register
+from fuselip.config import EncoderConfig, from_dict, to_dict
+from fuselip.data.types import Pair, Side, image_key
+from fuselip.images import preprocess
+from fuselip.text import default_tokenizer
+
+SIDES = ("left", "right")
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs: a list of sides -> unique images + unique texts + one index per sample (-1 = missing)
+
+
+def _text_or_none(text: str | None) -> str | None:
+    return text if text else None
+
+
+def side_tensors(images: Sequence[np.ndarray | None], texts: Sequence[str | None], context_length: int,
+                 prefix: str) -> dict[str, torch.Tensor]:
+    """One side of a batch as CPU tensors. Identical images (or texts) are stored once.
+
+    `{prefix}_pixels`: (Ni, H, W, 3) uint8 unique images; `{prefix}_image_index`: (B,) row of each sample's
+    image in `pixels`, -1 when it has none; `{prefix}_text_ids`: (Nt, T) padded `[sot, …, eot]` ids of the
+    unique texts; `{prefix}_text_index`: (B,) likewise. Within a batch of hard-negative groups the same
+    input image recurs with every instruction, so the vision tower runs once per distinct image.
+    """
+    if len(images) != len(texts):
+        raise ValueError(f"{prefix}: {len(images)} images but {len(texts)} texts; give one of each per sample")
+    tokenizer = default_tokenizer()
+    image_rows: dict[bytes, int] = {}
+    text_rows: dict[str, int] = {}
+    unique_images, sequences = [], []
+    image_index, text_index = [], []
+    for i, (image, text) in enumerate(zip(images, texts)):
+        if image is None and text is None:
+            raise ValueError(f"{prefix} sample {i}: both the image and the text are missing")
+        if image is None:
+            image_index.append(-1)
+        else:
+            key = image_key(image)
+            if key not in image_rows:
+                image_rows[key] = len(unique_images)
+                unique_images.append(image)
+            image_index.append(image_rows[key])
+        if text is None:
+            text_index.append(-1)
+        else:
+            if text not in text_rows:
+                text_rows[text] = len(sequences)
+                sequences.append(vocab.build_sequence(None, tokenizer.encode(text), context_length))
+            text_index.append(text_rows[text])
+    if unique_images:
+        pixels = torch.from_numpy(np.ascontiguousarray(np.stack(unique_images)))  # (Ni, H, W, 3) uint8
+    else:
+        pixels = torch.zeros(0, 1, 1, 3, dtype=torch.uint8)
+    text_ids = vocab.pad_sequences(sequences) if sequences else torch.zeros(0, 2, dtype=torch.long)
+    return {f"{prefix}_pixels": pixels,
+            f"{prefix}_image_index": torch.tensor(image_index, dtype=torch.long),
+            f"{prefix}_text_ids": text_ids,
+            f"{prefix}_text_index": torch.tensor(text_index, dtype=torch.long)}
+
+
+def duplicate_mask(sides: Sequence[Side]) -> torch.Tensor:
+    """(B, B) bool: True where two sides have identical content (both count as positives)."""
+    keys = [s.key() for s in sides]
+    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    rows = torch.tensor([ids[k] for k in keys])
+    return rows[:, None] == rows[None, :]
+
+
+# ---------------------------------------------------------------------------------------------
+# the fusions
+
+
+class ScoreFusion(nn.Module):
+    """SF: normalise(normalise(f_img) + normalise(f_txt)); a missing side contributes nothing."""
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        # image, text: (B, E) projected features (zeros where missing); present: (B, 2) bool [image, text]
+        total = F.normalize(image, dim=-1) * present[:, :1] + F.normalize(text, dim=-1) * present[:, 1:]
+        return F.normalize(total, dim=-1)  # (B, E)
+
+
+class MagicLensFusion(nn.Module):
+    """MLF: [f_img, f_txt] as a 2-token sequence → pre-LN transformer → attention pool → LayerNorm."""
+
+    def __init__(self, dim: int, layers: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.heads = heads
+        self.modality_embedding = nn.Parameter(torch.zeros(2, dim))  # row 0: image token, row 1: text token
+        self.transformer = Transformer(dim, layers, heads, mlp_ratio, batch_first=True)
+        self.pool_query = nn.Parameter(torch.randn(1, 1, dim) * dim ** -0.5)
+        self.pool_norm = LayerNorm(dim)  # pre-norm of the pooled keys/values
+        self.pool = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln_out = LayerNorm(dim)
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        batch = image.shape[0]
+        x = torch.stack([image, text], dim=1) + self.modality_embedding  # (B, 2, E)
+        missing = ~present  # (B, 2): True = masked key
+        additive = torch.zeros(batch, 2, 2, dtype=x.dtype, device=x.device)
+        additive = additive.masked_fill(missing[:, None, :], float("-inf"))  # (B, Q=2, K=2)
+        additive = additive.repeat_interleave(self.heads, dim=0)  # (B*heads, 2, 2)
+        x = self.transformer(x, attn_mask=additive)  # (B, 2, E)
+        kv = self.pool_norm(x)
+        query = self.pool_query.expand(batch, -1, -1).to(kv.dtype)  # (B, 1, E)
+        pooled, _ = self.pool(query, kv, kv, key_padding_mask=missing, need_weights=False)  # (B, 1, E)
+        return F.normalize(self.ln_out(pooled[:, 0]), dim=-1)  # (B, E)
+
+
+# ---------------------------------------------------------------------------------------------
+# the dual encoder
+
+
+class LateFusionSigLIP(nn.Module):
+    """An open_clip SigLIP dual encoder whose two features are merged by `self.fusion`."""
+
+    fusion_kind = ""  # "sf" | "mlf", set by the subclasses
+
+    def __init__(self, encoder: EncoderConfig, image_size: int):
+        super().__init__()
+        if image_size % encoder.vision_patch_size:
+            raise ValueError(f"image_size={image_size} is not a multiple of "
+                             f"encoder.vision_patch_size={encoder.vision_patch_size}")
+        if encoder.width % encoder.heads:
+            raise ValueError(f"encoder.width={encoder.width} is not divisible by encoder.heads={encoder.heads}")
+        self.encoder_config = encoder
+        self.image_size = image_size
+        self.context_length = encoder.context_length
+        self.max_logit_scale = encoder.max_logit_scale
+        self.embed_dim = encoder.embed_dim or encoder.width
+        vision_cfg = CLIPVisionCfg(layers=encoder.layers, width=encoder.width,
+                                   head_width=encoder.width // encoder.heads, mlp_ratio=encoder.mlp_ratio,
+                                   patch_size=encoder.vision_patch_size, image_size=image_size)
+        text_cfg = CLIPTextCfg(context_length=encoder.context_length, vocab_size=vocab.TEXT_VOCAB_SIZE,
+                               width=encoder.width, heads=encoder.heads, layers=encoder.layers,
+                               mlp_ratio=encoder.mlp_ratio, pad_id=vocab.PAD, eos_id=vocab.EOT,
+                               no_causal_mask=True, pool_type="eos")
+        self.clip = CLIP(self.embed_dim, vision_cfg=vision_cfg, text_cfg=text_cfg,
+                         init_logit_scale=encoder.init_logit_scale, init_logit_bias=encoder.init_logit_bias)
+        self.fusion = self.build_fusion(encoder)
+        # text ids present in the training data (prepare()); drives the checkpoint compaction
+        self.register_buffer("token_seen", torch.zeros(vocab.TEXT_VOCAB_SIZE, dtype=torch.bool))
+        self.token_seen[[vocab.SOT, vocab.EOT]] = True
+        self.compacted = False      # True after importing a compacted checkpoint (dropped rows are zeros)
+        self._warned_unkept = False
+
+    def build_fusion(self, encoder: EncoderConfig) -> nn.Module:
+        raise NotImplementedError
+
+    # --- the engine protocol --------------------------------------------------------------
+
+    @property
+    def logit_scale(self) -> nn.Parameter:
+        return self.clip.logit_scale
+
+    @property
+    def logit_bias(self) -> nn.Parameter:
+        return self.clip.logit_bias
+
+    def config_dict(self) -> dict:
+        return {"encoder": to_dict(self.encoder_config), "image_size": self.image_size}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LateFusionSigLIP":
+        unknown = sorted(set(config) - {"encoder", "image_size"})
+        if unknown:
+            raise ValueError(f"{cls.__name__} config: unknown key(s) {', '.join(unknown)}")
+        return cls(from_dict(EncoderConfig, config["encoder"], "encoder"), int(config["image_size"]))
+
+    def prepare(self, pairs: Sequence[Pair]) -> None:
+        """Called once by the engine with the whole training set: records every text id it contains."""
+        tokenizer = default_tokenizer()
+        texts = {side.text for p in pairs for side in (p.left, p.right) if side.text}
+        ids = sorted({i for text in texts for i in tokenizer.encode(text)})
+        self.token_seen[torch.tensor(ids, dtype=torch.long)] = True
+
+    def collate(self, pairs: Sequence[Pair]) -> dict[str, torch.Tensor]:
+        batch = {}
+        for name in SIDES:
+            sides = [getattr(p, name) for p in pairs]
+            batch.update(side_tensors([s.image for s in sides], [_text_or_none(s.text) for s in sides],
+                                      self.context_length, name))
+        batch["right_dup"] = duplicate_mask([p.right for p in pairs])
+        return batch
+
+    def forward_pairs(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None):
+        """-> (left (B, E), right (B, E), aux losses {}): late fusion has no extra objective."""
+        left = self.embed_side(batch, "left")
+        right = self.embed_side(batch, "right")
+        return left, right, {}
+
+    @torch.no_grad()
+    def encode(self, images: Sequence | None = None, texts: Sequence[str | None] | None = None) -> torch.Tensor:
+        """(B, E) L2-normalised embeddings; `images[i]` or `texts[i]` may be None (not both)."""
+        if images is None and texts is None:
+            raise ValueError("encode needs images, texts, or both")
+        count = len(images) if images is not None else len(texts)
+        images = list(images) if images is not None else [None] * count
+        texts = list(texts) if texts is not None else [None] * count
+        if len(images) != len(texts):
+            raise ValueError(f"encode: {len(images)} images but {len(texts)} texts")
+        arrays = [None if im is None else preprocess(im, self.image_size) for im in images]
+        batch = side_tensors(arrays, [_text_or_none(t) for t in texts], self.context_length, "query")
+        device = self.clip.logit_scale.device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        return self.embed_side(batch, "query").float()
+
+    # --- checkpoints: the text table keeps only the rows of ids seen in training ------------------
+
+    TABLE = "clip.token_embedding.weight"
+
+    def export_tensors(self) -> dict[str, torch.Tensor]:
+        state = {k: v for k, v in self.state_dict().items() if k != "token_seen"}
+        return compact_rows(state, self.TABLE, self.token_seen.nonzero().squeeze(1))
+
+    def import_tensors(self, tensors: dict[str, torch.Tensor], where: str = "") -> None:
+        """Loads a compacted (export_tensors) or a full (state_dict) set of tensors."""
+        tensors = dict(tensors)
+        kept = expand_rows(tensors, self.TABLE, tuple(self.clip.token_embedding.weight.shape), where)
+        if kept is not None:
+            tensors["token_seen"] = kept
+        check_state_dict(self.state_dict(), tensors, where)
+        self.load_state_dict(tensors)
+        self.compacted = kept is not None
+
+    def effective_parameters(self) -> int:
+        return effective_parameters(self)
+
+    # --- towers and fusion --------------------------------------------------------------------
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 -> (N, E) projected image features (not normalised)."""
+        x = pixels.permute(0, 3, 1, 2).float().div(255.0)  # (N, 3, H, W) in [0, 1]
+        return self.clip.encode_image(x)
+
+    def encode_text_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """(N, T) `[sot, …, eot, pad…]` ids -> (N, E) projected text features at eot (not normalised)."""
+        clip = self.clip
+        length = ids.shape[1]
+        if length > clip.positional_embedding.shape[0]:
+            raise ValueError(f"text of {length} tokens exceeds context_length={clip.positional_embedding.shape[0]}")
+        # real tokens run up to each row's eot; not `ids != PAD`, since pad id 0 is also the BPE token "!"
+        eot = vocab.eot_positions(ids)  # (N,)
+        keep = torch.arange(length, device=ids.device)[None, :] <= eot[:, None]  # (N, T)
+        self._check_kept(ids[keep])
+        x = clip.token_embedding(ids) + clip.positional_embedding[:length]  # (N, T, W)
+        additive = torch.zeros(ids.shape[0], length, length, dtype=x.dtype, device=x.device)
+        additive = additive.masked_fill(~keep[:, None, :], float("-inf"))  # (N, Q, K)
+        additive = additive.repeat_interleave(self.encoder_config.heads, dim=0)  # (N*heads, T, T)
+        x = clip.transformer(x, attn_mask=additive)  # (N, T, W)
+        x = clip.ln_final(x)
+        pooled = x[torch.arange(ids.shape[0], device=ids.device), eot]  # (N, W)
+        return pooled @ clip.text_projection  # (N, E)
+
+    def _check_kept(self, ids: torch.Tensor) -> None:
+        if self.compacted and not self._warned_unkept and not bool(self.token_seen[ids].all()):
+            missing = sorted(set(ids[~self.token_seen[ids]].tolist()))[:10]
+            warnings.warn(f"text ids {missing} never occurred in training; this compacted checkpoint stores their "
+                          f"(untrained) embedding rows as zeros (see fuselip/baselines.py)", stacklevel=3)
+            self._warned_unkept = True
+
+    def embed_side(self, batch: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
+        image_index = batch[f"{prefix}_image_index"]  # (B,)
+        text_index = batch[f"{prefix}_text_index"]  # (B,)
+        present = torch.stack([image_index >= 0, text_index >= 0], dim=1)  # (B, 2)
+        size = (image_index.shape[0], self.embed_dim)
+        image = text = None
+        if bool(present[:, 0].any()):
+            image = self.encode_pixels(batch[f"{prefix}_pixels"])[image_index.clamp(min=0)]  # (B, E)
+        if bool(present[:, 1].any()):
+            text = self.encode_text_ids(batch[f"{prefix}_text_ids"])[text_index.clamp(min=0)]  # (B, E)
+        reference = image if image is not None else text
+        image = image if image is not None else reference.new_zeros(size)
+        text = text if text is not None else reference.new_zeros(size)
+        return self.fusion(image, text, present)
+
+
+@register("siglip-sf")
+class ScoreFusionSigLIP(LateFusionSigLIP):
+    fusion_kind = "sf"
+
+    def build_fusion(self, encoder: EncoderConfig) -> nn.Module:
+        return ScoreFusion()
+
+
+@register("siglip-mlf")
+class MagicLensFusionSigLIP(LateFusionSigLIP):
+    fusion_kind = "mlf"
+
+    def build_fusion(self, encoder: EncoderConfig) -> nn.Module:
+        return MagicLensFusion(self.embed_dim, encoder.fusion_layers, encoder.fusion_heads or encoder.heads,
+                               encoder.mlp_ratio)
+
+
+def effective_parameters(model: nn.Module) -> int:
+    """Trainable parameters that data can reach: a table indexed by token id (first dimension = the length
+    of `model.token_seen`) counts only the rows of ids seen in training. Works for FuseLIP (token table
+    and MMM bias over the joint vocabulary; its frozen image tokenizer is not trainable) and the baselines."""
+    seen = model.token_seen
+    vocab_rows, kept = seen.shape[0], int(seen.sum())
+    total = 0
+    for parameter in model.parameters():
+        if not parameter.requires_grad:
+            continue
+        if parameter.ndim and parameter.shape[0] == vocab_rows:
+            total += kept * parameter[0].numel()
+        else:
+            total += parameter.numel()
+    return total
+
+
+BASELINES = {"siglip-sf": ScoreFusionSigLIP, "siglip-mlf": MagicLensFusionSigLIP}
+
+
+def build_baseline(encoder: EncoderConfig, image_size: int) -> LateFusionSigLIP:
+    if encoder.kind not in BASELINES:
+        raise ValueError(f"encoder.kind={encoder.kind!r} is not a late-fusion baseline; "
+                         f"choose one of {', '.join(BASELINES)}")
+    return BASELINES[encoder.kind](encoder, image_size)

@@ -1,0 +1,172 @@
+"""Late-fusion baselines (SF, MLF) and the encode API contract that every model of the project keeps."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from fuselip import vocab
+from fuselip.baselines import (MagicLensFusionSigLIP, ScoreFusionSigLIP, build_baseline, effective_parameters,
+                               side_tensors)
+from fuselip.checkpoint import load_model, save_model
+from fuselip.config import EncoderConfig, load_preset
+from fuselip.data.types import Pair, Side
+from fuselip.losses import siglip_loss
+
+SMALL = dict(width=64, layers=2, heads=4, context_length=32, fusion_layers=2)
+
+
+def small(kind: str):
+    torch.manual_seed(0)
+    return build_baseline(EncoderConfig(kind=kind, **SMALL), image_size=64).eval()
+
+
+def images(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def fuselip_tiny():
+    from fuselip.model import build_fuselip
+    config = load_preset("fuselip", "tiny")
+    config.tokenizer_checkpoint = ""  # an untrained tokenizer is enough for the API contract
+    torch.manual_seed(0)
+    return build_fuselip(config).eval()
+
+
+MODELS = {"siglip-sf": lambda: small("siglip-sf"), "siglip-mlf": lambda: small("siglip-mlf"),
+          "fuselip-tiny": fuselip_tiny}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def model(request):
+    return MODELS[request.param]()
+
+
+def test_encode_contract_shapes_norms_and_missing_sides_per_sample(model):
+    ims = images(3)
+    # image+text, text only, image only, image+text: each side may be missing per sample
+    batch_images = [ims[0], None, ims[1], ims[2]]
+    batch_texts = ["rotate 90 degrees clockwise", "a red circle", None, "a small blue square on the left"]
+    emb = model.encode(images=batch_images, texts=batch_texts)
+    assert emb.ndim == 2 and emb.shape[0] == 4 and emb.dtype == torch.float32
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(4))
+    # a sample's embedding does not depend on the rest of the batch (masks, padding, de-duplication)
+    for i in range(4):
+        alone = model.encode(images=[batch_images[i]], texts=[batch_texts[i]])
+        torch.testing.assert_close(alone[0], emb[i], atol=2e-5, rtol=0)
+    # a whole side may be left out
+    torch.testing.assert_close(model.encode(images=[ims[1]])[0], emb[2], atol=2e-5, rtol=0)
+    torch.testing.assert_close(model.encode(texts=["a red circle"])[0], emb[1], atol=2e-5, rtol=0)
+    # the text changes a fused embedding, the image too
+    assert not torch.allclose(emb[0], model.encode(images=[ims[0]], texts=["horizontal flip"])[0], atol=1e-4)
+    assert not torch.allclose(emb[0], model.encode(images=[ims[1]], texts=[batch_texts[0]])[0], atol=1e-4)
+    with pytest.raises(ValueError):
+        model.encode(images=[None], texts=[None])
+    with pytest.raises(ValueError):
+        model.encode(images=ims[:2], texts=["one text"])
+
+
+def test_score_fusion_is_the_normalised_sum_of_the_normalised_towers():
+    model = small("siglip-sf")
+    ims, texts = images(2), ["grayscale", "a green triangle"]
+    fused = model.encode(images=ims, texts=texts)
+    alone = model.encode(images=ims) + model.encode(texts=texts)
+    torch.testing.assert_close(fused, torch.nn.functional.normalize(alone, dim=-1), atol=1e-5, rtol=0)
+
+
+def test_text_tower_is_bidirectional_and_ignores_padding():
+    model = small("siglip-mlf")
+    ids = torch.tensor([vocab.build_sequence(None, [320, 736, 2866], 32)])
+    feats = model.encode_text_ids(ids)
+    padded = torch.cat([ids, torch.zeros(1, 5, dtype=torch.long)], dim=1)  # pad columns change nothing
+    torch.testing.assert_close(model.encode_text_ids(padded), feats, atol=1e-5, rtol=0)
+    # id 0 is the pad id AND the BPE token "!": inside a text it is a real token that the output reads
+    bang = torch.tensor([vocab.build_sequence(None, [320, vocab.PAD, 2866], 32)])
+    model.clip.token_embedding.weight.grad = None
+    model.encode_text_ids(bang).sum().backward()
+    assert model.clip.token_embedding.weight.grad[vocab.PAD].abs().sum() > 0
+    later = ids.clone()
+    later[0, 3] = 1125  # a token AFTER position 1 changes what position 1 sees: no causal mask
+    with torch.no_grad():
+        clip = model.clip
+        hidden = lambda x: clip.transformer(clip.token_embedding(x) + clip.positional_embedding[:x.shape[1]])
+        assert not torch.allclose(hidden(ids)[0, 1], hidden(later)[0, 1])
+
+
+def test_side_tensors_store_each_distinct_image_and_text_once():
+    ims = images(2)
+    batch = side_tensors([ims[0], ims[0].copy(), None, ims[1]], ["a", None, "a", "b"], 16, "left")
+    assert batch["left_pixels"].shape == (2, 64, 64, 3)
+    assert batch["left_image_index"].tolist() == [0, 0, -1, 1]
+    assert batch["left_text_index"].tolist() == [0, -1, 0, 1]
+    assert batch["left_text_ids"].shape[0] == 2 and (batch["left_text_ids"][:, 0] == vocab.SOT).all()
+
+
+def pairs_batch(n: int = 6) -> list[Pair]:
+    ims = images(n, seed=1)
+    out = []
+    for i in range(n):
+        if i % 2:  # caption-like: image -> text
+            out.append(Pair(Side(ims[i]), Side(None, f"caption number {i}"), task="caption", group=i))
+        else:  # instruction-like: image + text -> image (two share one target: right_dup)
+            out.append(Pair(Side(ims[i], "rotate 90 degrees"), Side(ims[0]), task="tgit", group=0))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["siglip-sf", "siglip-mlf"])
+def test_training_step_reaches_every_parameter_group(kind):
+    model = small(kind).train()
+    pairs = pairs_batch()
+    batch = model.collate(pairs)
+    assert batch["right_dup"].shape == (6, 6) and bool(batch["right_dup"][0, 2])  # identical right sides
+    left, right, aux = model.forward_pairs(batch)
+    assert left.shape == right.shape == (6, model.embed_dim) and aux == {}
+    loss = siglip_loss(left, right, model.logit_scale, model.logit_bias, positives=batch["right_dup"])
+    loss.backward()
+    for name in ("clip.visual.conv1.weight", "clip.transformer.resblocks.0.attn.in_proj_weight",
+                 "clip.text_projection", "clip.logit_scale"):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    if kind == "siglip-mlf":
+        assert model.fusion.pool_query.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["siglip-sf", "siglip-mlf"])
+def test_checkpoint_keeps_only_seen_text_rows_and_reloads_identically(kind, tmp_path):
+    model = small(kind)
+    pairs = pairs_batch()
+    model.prepare(pairs)
+    seen = int(model.token_seen.sum())
+    assert 2 < seen < 30
+    path = save_model(model, tmp_path / kind)
+    loaded = load_model(path)
+    assert isinstance(loaded, {"siglip-sf": ScoreFusionSigLIP, "siglip-mlf": MagicLensFusionSigLIP}[kind])
+    assert loaded.compacted and int(loaded.token_seen.sum()) == seen
+    ims = images(2)
+    texts = ["caption number 3", "rotate 90 degrees"]
+    torch.testing.assert_close(loaded.encode(images=ims, texts=texts), model.encode(images=ims, texts=texts))
+    full = 49408 * SMALL["width"] * 4
+    assert (path / "model.safetensors").stat().st_size < full / 4  # the table is not stored in full
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded.encode(texts=["zebra"])
+    assert any("never occurred in training" in str(w.message) for w in caught)
+
+
+def test_config_round_trip_and_errors():
+    model = small("siglip-mlf")
+    again = type(model).from_config(model.config_dict())
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="vision_patch_size"):
+        build_baseline(EncoderConfig(kind="siglip-sf", **{**SMALL, "vision_patch_size": 7}), 64)
+    with pytest.raises(ValueError, match="late-fusion"):
+        build_baseline(EncoderConfig(kind="fuselip"), 64)
+
+
+def test_effective_parameters_count_only_seen_rows():
+    model = small("siglip-sf")
+    before = effective_parameters(model)
+    model.prepare(pairs_batch())
+    added = int(model.token_seen.sum()) - 2
+    assert effective_parameters(model) == before + added * SMALL["width"]
