@@ -70,6 +70,7 @@ class DataConfig:
         "caption": 0.5, "tgit": 0.2, "vqa": 0.1, "crop": 0.05, "position": 0.05, "edit": 0.1})
     image_size: int = 64
     train_pairs: int = 150_000      # size of the generated (and token-cached) training set
+    group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)
     val_items: int = 200            # evaluation items per task for periodic validation
     seed: int = 0
     csv: str = ""                   # optional user data: CSV of (filepath, title)
