@@ -1,0 +1,284 @@
+"""Pictures shared by the notebooks, the app and the command lines.
+
+Each section is self-contained; add new sections below the existing ones.
+"""
+from __future__ import annotations
+
+import textwrap
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+# =============================================================================================
+# Data previews: contact sheets of training pairs (query image + text -> target) and of
+# evaluation items (query -> candidates, the correct one framed). Pure PIL, no matplotlib.
+# =============================================================================================
+
+PREVIEW_TEXT_WIDTH = 170        # pixels of wrapped text next to an image
+PREVIEW_FONT_SIZE = 12
+PREVIEW_BG = (255, 255, 255)
+PREVIEW_PANEL_BG = (236, 236, 236)   # behind images, so a white canvas shows its edges
+PREVIEW_INK = (20, 20, 20)
+PREVIEW_MUTED = (120, 120, 120)
+PREVIEW_CORRECT = (22, 160, 60)
+
+
+def _font(size: int = PREVIEW_FONT_SIZE):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
+    """Greedy word wrap to `width` pixels."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split():
+            trial = f"{line} {word}".strip()
+            if draw.textlength(trial, font=font) <= width or not line:
+                line = trial
+            else:
+                lines.append(line)
+                line = word
+        lines.append(line)
+    return lines
+
+
+def _draw_text(draw, xy, text, font, width, max_lines, fill=PREVIEW_INK) -> None:
+    lines = _wrap(draw, text, font, width)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = textwrap.shorten(lines[-1] + " …", width=max(len(lines[-1]), 4), placeholder=" …")
+    x, y = xy
+    step = font.size + 3 if hasattr(font, "size") else 14
+    for line in lines:
+        draw.text((x, y), line, fill=fill, font=font)
+        y += step
+
+
+def _panel(image: np.ndarray | None, side: int) -> Image.Image:
+    """An image scaled (nearest) to side×side, or a gray 'no image' square."""
+    if image is None:
+        panel = Image.new("RGB", (side, side), PREVIEW_PANEL_BG)
+        d = ImageDraw.Draw(panel)
+        d.text((side // 2, side // 2), "no image", fill=PREVIEW_MUTED, font=_font(), anchor="mm")
+        return panel
+    return Image.fromarray(np.asarray(image)).resize((side, side), Image.Resampling.NEAREST)
+
+
+def _paste_framed(sheet: Image.Image, image: np.ndarray | None, xy: tuple[int, int], side: int) -> None:
+    """Paste a panel with a thin gray frame (the worlds' canvases are white like the sheet)."""
+    x, y = xy
+    sheet.paste(_panel(image, side), (x, y))
+    ImageDraw.Draw(sheet).rectangle((x - 1, y - 1, x + side, y + side), outline=PREVIEW_MUTED, width=1)
+
+
+def _arrow(draw: ImageDraw.ImageDraw, x0: int, x1: int, y: int) -> None:
+    """A right-pointing arrow from x0 to x1 at height y (drawn, so no font glyph is needed)."""
+    draw.line((x0, y, x1 - 6, y), fill=PREVIEW_INK, width=2)
+    draw.polygon([(x1, y), (x1 - 8, y - 5), (x1 - 8, y + 5)], fill=PREVIEW_INK)
+
+
+def pair_sheet(pairs: Sequence, columns: int = 2, image_side: int = 128, title: str = "") -> Image.Image:
+    """Contact sheet of training pairs: [left image][left text] → [right image][right text] per pair,
+    with "task · kind · group g" above each. `pairs` are fuselip.data.types.Pair."""
+    font, small = _font(), _font(PREVIEW_FONT_SIZE - 1)
+    pad, arrow, label_h = 8, 26, 16
+    block_w = 2 * (image_side + pad + PREVIEW_TEXT_WIDTH) + arrow + pad
+    block_h = label_h + image_side + pad
+    title_h = 24 if title else 0
+    rows = (len(pairs) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * block_w + pad, title_h + rows * block_h + pad), PREVIEW_BG)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 6), title, fill=PREVIEW_INK, font=_font(PREVIEW_FONT_SIZE + 2))
+    max_lines = image_side // (PREVIEW_FONT_SIZE + 3)
+    for i, p in enumerate(pairs):
+        x0 = pad + (i % columns) * block_w
+        y0 = title_h + pad + (i // columns) * block_h
+        label = " · ".join(s for s in (p.world, p.task, p.kind, f"group {p.group}") if s)
+        draw.text((x0, y0), label, fill=PREVIEW_MUTED, font=small)
+        y = y0 + label_h
+        x = x0
+        for side_i, side in enumerate((p.left, p.right)):
+            if side.image is not None:
+                _paste_framed(sheet, side.image, (x, y), image_side)
+                x += image_side + pad
+            if side.text or side.image is None:
+                _draw_text(draw, (x, y + 2), side.text or "(empty text)", font, PREVIEW_TEXT_WIDTH, max_lines,
+                           PREVIEW_INK if side.text else PREVIEW_MUTED)
+            x = x0 + image_side + pad + PREVIEW_TEXT_WIDTH if side_i == 0 else x
+            if side_i == 0:
+                _arrow(draw, x + 4, x + arrow - 4, y + image_side // 2)
+                x += arrow
+    return sheet
+
+
+def eval_sheet(items: Sequence, max_candidates: int = 8, image_side: int = 96, title: str = "") -> Image.Image:
+    """Evaluation items: query (image + text) then its candidates; the correct one (always first in the
+    item) is framed in green here. Text candidates are listed, the correct one in green."""
+    font, small = _font(), _font(PREVIEW_FONT_SIZE - 1)
+    pad, label_h = 8, 16
+    title_h = 24 if title else 0
+    query_w = image_side + pad + PREVIEW_TEXT_WIDTH
+    cand_w = max_candidates * (image_side + pad)
+    width = pad + query_w + 2 * pad + max(cand_w, 2 * PREVIEW_TEXT_WIDTH) + pad
+    block_h = label_h + image_side + pad
+    sheet = Image.new("RGB", (width, title_h + len(items) * block_h + pad), PREVIEW_BG)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 6), title, fill=PREVIEW_INK, font=_font(PREVIEW_FONT_SIZE + 2))
+    line_h = PREVIEW_FONT_SIZE + 3
+    for i, item in enumerate(items):
+        y0 = title_h + pad + i * block_h
+        n = len(item.candidates)
+        label = " · ".join(s for s in (item.world, item.task, item.kind, f"{n} candidates") if s)
+        draw.text((pad, y0), label, fill=PREVIEW_MUTED, font=small)
+        y = y0 + label_h
+        x = pad
+        if item.query.image is not None:
+            _paste_framed(sheet, item.query.image, (x, y), image_side)
+        _draw_text(draw, (x + image_side + pad, y + 2), item.query.text or "(no text)", font, PREVIEW_TEXT_WIDTH,
+                   image_side // line_h, PREVIEW_INK if item.query.text else PREVIEW_MUTED)
+        x = pad + query_w + 2 * pad
+        shown = item.candidates[:max_candidates]
+        if all(c.image is not None for c in shown):
+            for j, c in enumerate(shown):
+                _paste_framed(sheet, c.image, (x, y), image_side)
+                if j == 0:
+                    draw.rectangle((x - 2, y - 2, x + image_side + 1, y + image_side + 1), outline=PREVIEW_CORRECT,
+                                   width=3)
+                x += image_side + pad
+        else:
+            per_col = max(image_side // line_h, 1)
+            for j, c in enumerate(shown[: 2 * per_col]):
+                cx = x + (j // per_col) * PREVIEW_TEXT_WIDTH
+                cy = y + (j % per_col) * line_h
+                text = textwrap.shorten(c.text or "(image)", width=30, placeholder="…")
+                draw.text((cx, cy), text, fill=PREVIEW_CORRECT if j == 0 else PREVIEW_INK, font=font)
+        if n > len(shown):
+            draw.text((width - pad, y0), f"+{n - len(shown)} more", fill=PREVIEW_MUTED, font=small, anchor="ra")
+    return sheet
+
+
+# =============================================================================================
+# Attention across modalities (fuselip.probe) and retrieval results: heatmaps of a text token's
+# attention over the image, cross-modal share per layer, token bars, result cards for the app.
+# Arrays in, arrays (uint8 RGB) or matplotlib figures out; matplotlib is imported only when drawn.
+# =============================================================================================
+
+ATTENTION_CMAP = "inferno"          # low attention dark, high attention bright
+ATTENTION_ALPHA = 0.6               # weight of the heat colours over the image
+RESULT_CORRECT = (22, 160, 60)      # frame of a correct retrieval result
+RESULT_WRONG = (200, 200, 200)
+RESULT_FRAME = 4                    # frame width in display pixels
+CARD_BG = (246, 246, 240)           # text-only gallery items are drawn as cards
+CARD_FONT_SIZE = 18
+
+
+def enlarge(image: np.ndarray, size: int) -> np.ndarray:
+    """(h, w, 3) uint8 -> (size, size, 3) uint8, nearest neighbour (pixel art stays crisp)."""
+    return np.asarray(Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((size, size), Image.Resampling.NEAREST))
+
+
+def _colormap(values: np.ndarray, name: str = ATTENTION_CMAP) -> np.ndarray:
+    """(…) floats in [0, 1] -> (…, 3) uint8 colours."""
+    from matplotlib import colormaps
+    return (colormaps[name](np.clip(values, 0, 1))[..., :3] * 255).round().astype(np.uint8)
+
+
+def heatmap_overlay(image: np.ndarray, heat, size: int = 256, alpha: float = ATTENTION_ALPHA,
+                    smooth: bool = False, vmax: float | None = None) -> np.ndarray:
+    """The image with a heatmap on top: (S, S, 3) uint8 + (h, w) map -> (size, size, 3) uint8.
+
+    `heat` is scaled by its maximum (or `vmax`), so the picture shows *where* attention goes; a g×g token
+    map is upsampled with nearest neighbour (one flat square per token), a pixel map smoothly (`smooth`).
+    """
+    heat = np.asarray(heat.detach().cpu() if hasattr(heat, "detach") else heat, dtype=np.float32)
+    top = float(vmax if vmax is not None else heat.max(initial=0.0))
+    heat = heat / top if top > 0 else np.zeros_like(heat)
+    resample = Image.Resampling.BILINEAR if smooth else Image.Resampling.NEAREST
+    heat = np.asarray(Image.fromarray(heat).resize((size, size), resample))           # (size, size)
+    base = enlarge(image, size).astype(np.float32)
+    out = (1 - alpha) * base + alpha * _colormap(heat).astype(np.float32)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def frame(image: np.ndarray, correct: bool, width: int = RESULT_FRAME) -> np.ndarray:
+    """A coloured border inside the picture: green for the correct item, light gray otherwise."""
+    out = np.array(image, dtype=np.uint8, copy=True)
+    colour = np.array(RESULT_CORRECT if correct else RESULT_WRONG, dtype=np.uint8)
+    out[:width], out[-width:], out[:, :width], out[:, -width:] = colour, colour, colour, colour
+    return out
+
+
+def text_card(text: str, size: int = 256) -> np.ndarray:
+    """A text-only gallery item (e.g. a VQA answer) drawn as a square card, so it can sit in an image grid."""
+    card = Image.new("RGB", (size, size), CARD_BG)
+    draw = ImageDraw.Draw(card)
+    try:
+        font = ImageFont.load_default(size=CARD_FONT_SIZE)
+    except TypeError:
+        font = ImageFont.load_default()
+    lines = textwrap.wrap(text, width=max(4, size // (CARD_FONT_SIZE // 2 + 2)))[: size // (CARD_FONT_SIZE + 4)]
+    y = (size - len(lines) * (CARD_FONT_SIZE + 4)) // 2
+    for line in lines:
+        draw.text((size // 2, y), line, fill=(20, 20, 20), font=font, anchor="ma")
+        y += CARD_FONT_SIZE + 4
+    return np.asarray(card)
+
+
+def cross_modal_share_figure(shares, title: str = "Cross-modal attention per layer"):
+    """Line plot of fuselip.probe.Shares: text → image and image → text per layer (mean over heads, with
+    the spread over heads shaded), and what uniform attention would give (dashed)."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    layers = np.arange(1, shares.text_to_image.shape[0] + 1)
+    for values, uniform, label, colour in ((shares.text_to_image, shares.uniform_text_to_image, "text → image", "C0"),
+                                           (shares.image_to_text, shares.uniform_image_to_text, "image → text", "C1")):
+        v = np.asarray(values, dtype=np.float32)                                        # (L, H)
+        ax.plot(layers, v.mean(1), "o-", color=colour, label=label)
+        ax.fill_between(layers, v.min(1), v.max(1), color=colour, alpha=0.15)
+        ax.axhline(uniform, color=colour, ls="--", lw=1, label=f"{label}, uniform attention")
+    ax.set(xlabel="layer", ylabel="share of attention", ylim=(0, 1), xticks=layers, title=title)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def token_bars_figure(values, labels: Sequence[str], title: str = "", ylabel: str = "attention"):
+    """Bar chart of one value per token (e.g. the image tokens' attention to each text token)."""
+    import matplotlib.pyplot as plt
+    values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float32)
+    fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(values) + 1), 3))
+    ax.bar(np.arange(len(values)), values, color="C0")
+    ax.set_xticks(np.arange(len(values)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def attention_matrix_figure(attention, ids, labels: Sequence[str] | None = None,
+                            title: str = "Attention (rows: queries, columns: keys)"):
+    """The full (T, T) attention of one layer/head with the image and text blocks marked."""
+    import matplotlib.pyplot as plt
+    from fuselip.probe import layout
+    a = np.asarray(attention.detach().cpu() if hasattr(attention, "detach") else attention, dtype=np.float32)
+    lay = layout(ids)
+    n_img, n_real = lay.num_image, int(lay.real.sum())
+    a = a[:n_real, :n_real]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(a, cmap=ATTENTION_CMAP, vmin=0, vmax=max(float(a.max()), 1e-9))
+    if 0 < n_img < n_real:
+        for pos in (n_img - 0.5,):
+            ax.axhline(pos, color="white", lw=1)
+            ax.axvline(pos, color="white", lw=1)
+    ticks = [f"img {i}" if i < n_img and i % 8 == 0 else "" for i in range(n_img)] + list(labels or [])[: n_real - n_img]
+    ax.set_xticks(range(len(ticks)), ticks, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(ticks)), ticks, fontsize=6)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
