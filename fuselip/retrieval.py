@@ -90,6 +90,12 @@ class Index:
                 indices.append(top.indices)
         return SearchResult(torch.cat(scores), torch.cat(indices))
 
+    def rank(self, query, row: int, normalised: bool = False) -> int:
+        """1-based rank of gallery row `row` for one query (ties counted against it, as in evaluation)."""
+        q = normalise(query) if not normalised else torch.as_tensor(query, dtype=torch.float32).reshape(1, -1)
+        scores = self.vectors @ q[0]                                    # (N,)
+        return int((scores >= scores[row]).sum())
+
 
 def search(gallery, queries, k: int) -> SearchResult:
     """One-shot convenience: `Index(gallery).search(queries, k)`."""
@@ -114,16 +120,16 @@ def model_fingerprint(model: torch.nn.Module) -> str:
         t = tensor.detach().cpu().contiguous()
         h.update(name.encode())
         h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
-def gallery_fingerprint(items: Sequence[Side]) -> str:
-    """Hash of a gallery's contents, in order (pixels and texts of every item)."""
+def gallery_fingerprint(items: Sequence[Side], keys: Sequence[bytes] | None = None) -> str:
+    """Hash of a gallery's contents, in order (pixels and texts of every item; `keys`: their Side.key())."""
     h = hashlib.blake2b(digest_size=20)
     h.update(str(len(items)).encode())
-    for side in items:
-        h.update(side.key())
+    for key in (keys if keys is not None else (side.key() for side in items)):
+        h.update(key)
         h.update(b"\x00")
     return h.hexdigest()
 
@@ -159,7 +165,8 @@ class CacheInfo:
 
 
 def cached_embeddings(model, items: Sequence[Side], directory: str | Path | None = None,
-                      batch_size: int = EMBED_BATCH, model_hash: str | None = None) -> tuple[torch.Tensor, CacheInfo]:
+                      batch_size: int = EMBED_BATCH, model_hash: str | None = None,
+                      keys: Sequence[bytes] | None = None) -> tuple[torch.Tensor, CacheInfo]:
     """Gallery embeddings (N, D) for `model`, read from the cache or computed and written to it.
 
     The file name holds both hashes, so a changed model or gallery simply misses; the file's metadata
@@ -168,7 +175,7 @@ def cached_embeddings(model, items: Sequence[Side], directory: str | Path | None
     if not items:
         raise ValueError("the gallery is empty: nothing to embed")
     m_hash = model_hash or model_fingerprint(model)
-    g_hash = gallery_fingerprint(items)
+    g_hash = gallery_fingerprint(items, keys)
     folder = cache_dir(directory)
     path = folder / f"{m_hash[:16]}-{g_hash[:16]}.safetensors"
     if path.exists():
@@ -197,11 +204,18 @@ class GalleryIndex:
                  model_hash: str | None = None):
         self.model = model
         self.items = list(items)
-        embeddings, self.cache = cached_embeddings(model, self.items, directory, model_hash=model_hash)
+        self.keys = [side.key() for side in self.items]                  # content of each row
+        self.rows = {key: row for row, key in reversed(list(enumerate(self.keys)))}  # first row per content
+        embeddings, self.cache = cached_embeddings(model, self.items, directory, model_hash=model_hash,
+                                                   keys=self.keys)
         self.index = Index(embeddings, normalised=True)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def row_of(self, side: Side) -> int | None:
+        """The gallery row holding exactly this content, if any."""
+        return self.rows.get(side.key())
 
     def search(self, queries: Sequence[Side], k: int) -> SearchResult:
         """Query sides -> top-k gallery rows for each (embedded with the same model)."""

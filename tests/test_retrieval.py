@@ -55,6 +55,7 @@ class CountingModel(torch.nn.Module):
     def __init__(self, dim: int = 8):
         super().__init__()
         self.proj = torch.nn.Linear(4, dim)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(2.3))  # a 0-d tensor must hash too
         self.calls = 0
 
     def config_dict(self):
