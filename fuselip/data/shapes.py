@@ -58,7 +58,7 @@ def shape_outline(name: str) -> list[tuple[float, float]] | None:
         return [(-w, -L), (w, -L), (w, -w), (L, -w), (L, w), (w, w), (w, L), (-w, L), (-w, w), (-L, w),
                 (-L, -w), (-w, -w)]
     if name == "diamond":  # an elongated rhombus, so it is never a rotated square
-        return [(0.0, -1.0), (0.58, 0.0), (0.0, 1.0), (-0.58, 0.0)]
+        return [(0.0, -1.0), (0.45, 0.0), (0.0, 1.0), (-0.45, 0.0)]
     raise ValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
 
 
@@ -90,6 +90,7 @@ class ShapesWorld(World):
         config = config or ShapesConfig()
         super().__init__(config, image_size)
         self.rgb = {name: np.array(rgb, np.float32) for name, rgb in config.colours}
+        self._colour_names = tuple(name for name, _ in config.colours)
         self._masks: dict[tuple, np.ndarray] = {}   # (shape, size, angle) -> (k, k, 1) alpha
         self._sprites: dict[tuple, tuple] = {}      # (shape, size, angle, colour) -> (rgb, alpha)
 
@@ -97,7 +98,7 @@ class ShapesWorld(World):
         return self.config.shapes
 
     def colours(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.config.colours)
+        return self._colour_names
 
     def symmetry(self, name: str) -> int:
         return SYMMETRY[name]

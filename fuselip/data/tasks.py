@@ -10,7 +10,7 @@ Tasks (shared/PAPER.md has the paper's originals; both worlds pose every task):
   edit      (scene, "make the circle blue") -> (edited scene, "")    + the inverse edit; group = edits of one scene
 
 Why late fusion cannot solve `position` by its score alone: the two objects have the same class phrase
-and differ only in what the text does not say (size or orientation), and both crop windows are centred on
+and differ only in what the text does not say (size, orientation), and both crop windows are centred on
 their object, so neither the crop nor the text alone says which is left. With score fusion,
 score = <f(image) + f(text), g(crop)>, the text term cannot tell the two crops apart and the image term
 is the same for both questions: chance, by construction. A fusion that mixes the two vectors (MLF) could
@@ -137,14 +137,16 @@ def _same_class(world: World, a: Obj, b: Obj) -> bool:
 
 
 def _position_scene(world: World, rng: random.Random, split: str):
-    """Two objects of the same class in different columns (+ maybe a third of another class);
-    returns (scene, left object, right object) or None if their crops would look identical."""
+    """Two objects of the same class in different columns (+ maybe a third of another class); they differ
+    in size, which the question never mentions, so their crops always look different.
+    Returns (scene, left object, right object)."""
     while True:
         a, b = rng.sample(range(9), 2)
         if a % 3 != b % 3:
             break
     first = world.sample_object(rng, split, a)
-    second = world.sample_object(rng, split, b, name=first.name, colour=first.colour)
+    other_size = rng.choice([s for s in world.sizes if s != first.size])
+    second = world.sample_object(rng, split, b, name=first.name, colour=first.colour, size=other_size)
     objects = [first, second]
     free = [c for c in range(9) if c not in (a, b)]
     if world.config.max_objects >= 3 and rng.random() < 0.5:

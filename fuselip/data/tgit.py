@@ -2,7 +2,8 @@
 
 Five kinds, each a `Transform` whose `text` is the instruction and which `apply` carries out:
   crop    "crop to {upper|center|lower} {left|center|right}"  a half-size window at one of 9 cells, resized back
-  rotate  "rotate {10..90} degrees {clockwise|counter-clockwise}"  (steps of 10; corners filled with `fill`)
+  rotate  "rotate {10..90} degrees {clockwise|counter-clockwise}"  (steps of 10; bilinear; corners filled
+          with `fill`, white in the worlds, so the rotated canvas has no visible corners)
   flip    "horizontal flip" / "vertical flip"
   jitter  "increase brightness by factor 1.4 and decrease contrast by factor 0.6"  (1–3 of brightness,
           contrast, saturation; factors 0.3–2.0 in steps of 0.1, never 1.0; applied in the order written)
@@ -21,6 +22,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -133,6 +135,48 @@ def _jitter(image: np.ndarray, params: tuple) -> np.ndarray:
     return (x + 0.5).astype(np.uint8)
 
 
+@lru_cache(maxsize=256)
+def _rotation_plan(h: int, w: int, degrees: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear sampling plan for rotating an h×w image `degrees` counter-clockwise (on screen) about its
+    centre: for every output pixel the flat indices of its 4 source neighbours in the image padded by a
+    one-pixel `fill` border, and their weights; (4, h*w) int64 and (4, h*w) float32."""
+    theta = np.deg2rad(degrees)
+    cos, sin = np.cos(theta), np.sin(theta)
+    ys, xs = np.mgrid[0:h, 0:w]
+    px, py = xs + 0.5 - w / 2, ys + 0.5 - h / 2                  # output pixel centres, about the centre
+    sx = cos * px - sin * py + w / 2 - 0.5                       # inverse rotation -> source index space
+    sy = sin * px + cos * py + h / 2 - 0.5
+    sx, sy = np.clip(sx, -1, w), np.clip(sy, -1, h)              # outside -> the fill border
+    x0, y0 = np.floor(sx), np.floor(sy)
+    fx, fy = sx - x0, sy - y0
+    x0, y0 = x0.astype(np.int64) + 1, y0.astype(np.int64) + 1   # +1: padded coordinates
+    x1, y1 = np.minimum(x0 + 1, w + 1), np.minimum(y0 + 1, h + 1)
+    stride = w + 2
+    index = np.stack([y0 * stride + x0, y0 * stride + x1, y1 * stride + x0, y1 * stride + x1]).reshape(4, -1)
+    weight = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx]).reshape(4, -1)
+    return index, weight.astype(np.float32)
+
+
+def rotate(image: np.ndarray, degrees: int, fill=(255, 255, 255)) -> np.ndarray:
+    """Rotate counter-clockwise (negative: clockwise) about the centre, bilinear, corners filled with `fill`.
+    Same geometry as PIL's Image.rotate (tests/data/test_tgit.py compares them), faster for small
+    images thanks to the cached plan."""
+    h, w = image.shape[:2]
+    index, weight = _rotation_plan(h, w, int(degrees))
+    padded = np.empty((3, h + 2, w + 2), np.float32)
+    padded[:] = np.asarray(fill, np.float32)[:, None, None]
+    padded[:, 1:-1, 1:-1] = image.transpose(2, 0, 1)
+    flat = padded.reshape(3, -1)                                  # (3, (h+2)*(w+2))
+    out = np.take(flat, index[0], axis=1)                         # (3, h*w)
+    out *= weight[0]
+    for i in range(1, 4):
+        corner = np.take(flat, index[i], axis=1)
+        corner *= weight[i]
+        out += corner
+    out += 0.5
+    return np.ascontiguousarray(out.astype(np.uint8).reshape(3, h, w).transpose(1, 2, 0))  # (h, w, 3)
+
+
 def apply(image: np.ndarray, t: Transform, fill: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Carry out `t` on a (S, S, 3) uint8 image. "colorize" needs the colour original: see `make_pair`."""
     S = image.shape[0]
@@ -143,8 +187,7 @@ def apply(image: np.ndarray, t: Transform, fill: tuple[int, int, int] = (255, 25
         box = (x0, y0, x0 + image.shape[1] / 2, y0 + S / 2)
         out = np.asarray(Image.fromarray(image).resize((image.shape[1], S), Image.Resampling.BICUBIC, box=box))
     elif k == "rotate":
-        degrees = p[0] if p[1] == "counter-clockwise" else -p[0]  # PIL rotates counter-clockwise
-        out = np.asarray(Image.fromarray(image).rotate(degrees, Image.Resampling.BICUBIC, fillcolor=tuple(fill)))
+        out = rotate(image, p[0] if p[1] == "counter-clockwise" else -p[0], fill)
     elif k == "flip":
         out = image
         if "horizontal" in p:

@@ -102,8 +102,8 @@ class World:
         self.axis_centres = (self.margin, S // 2, S - self.margin)
         self.size_px = {name: frac * cell for name, frac in config.sizes}
         self.sizes = tuple(name for name, _ in config.sizes)
-        self._background = np.empty((S, S, 3), np.float32)
-        self._background[:] = config.background
+        self._background_u8 = np.empty((S, S, 3), np.uint8)
+        self._background_u8[:] = config.background
 
     # --- what a world must provide ----------------------------------------------------------
     def names(self, split: str) -> tuple[str, ...]:
@@ -207,21 +207,23 @@ class World:
 
     # --- pixels ----------------------------------------------------------------------------------
     def render(self, scene: Scene) -> np.ndarray:
-        """Composite each object's sprite (premultiplied alpha 'over') onto the background."""
-        canvas = self._background.copy()  # (S, S, 3) float32
+        """Composite each object's sprite (premultiplied alpha 'over') onto the background. Only the
+        sprite's own square is touched, in float, and rounded back to uint8 (objects never overlap much)."""
         S = self.image_size
+        canvas = self._background_u8.copy()  # (S, S, 3) uint8
         for obj in scene.objects:
             rgb, alpha = self.sprite(obj)
             k = alpha.shape[0]
             x, y = self.centre(obj)
             x0, y0 = x - k // 2, y - k // 2
             cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + k, S), min(y0 + k, S)
-            region = canvas[cy0:cy1, cx0:cx1]
             a = alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+            region = canvas[cy0:cy1, cx0:cx1].astype(np.float32)
             region *= 1.0 - a
             region += rgb[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
-        canvas += 0.5
-        return readonly(canvas.astype(np.uint8))
+            region += 0.5
+            canvas[cy0:cy1, cx0:cx1] = region  # float -> uint8 truncates: +0.5 rounds
+        return readonly(canvas)
 
 
 def readonly(image: np.ndarray) -> np.ndarray:

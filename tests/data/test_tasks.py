@@ -152,7 +152,7 @@ def check_position(w, item):
     assert m and m[2] == item.kind
     obj, scene = item.meta["object"], item.meta["scene"]
     twins = [o for o in scene.objects if w.phrase(o, w.class_attributes) == m[1]]
-    assert len(twins) == 2 and obj in twins
+    assert len(twins) == 2 and obj in twins and twins[0].size != twins[1].size
     other = twins[0] if twins[1] == obj else twins[1]
     assert (w.centre(obj)[0] < w.centre(other)[0]) == (item.kind == "left")
     image = w.render(scene)

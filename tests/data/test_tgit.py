@@ -113,3 +113,16 @@ def test_duplicate_candidates_are_removed_keeping_the_correct_first():
     for kind in ("flip", "crop"):
         _, text, candidates = tgit.eval_candidates(symmetric, kind, rng)
         assert len(candidates) == 1 and np.array_equal(candidates[0], tgit.apply(symmetric, tgit.parse(text)))
+
+
+def test_fast_rotation_matches_pil_inside_the_inscribed_disc():
+    # (at the rotated image's border PIL clamps to the edge pixel, ours blends with the fill colour)
+    from PIL import Image
+    image = noise(4, 40)
+    ys, xs = np.mgrid[0:40, 0:40]
+    disc = (xs + 0.5 - 20) ** 2 + (ys + 0.5 - 20) ** 2 < 18 ** 2
+    for degrees in (10, -30, 45, 90, -80):
+        ours = tgit.rotate(image, degrees).astype(int)
+        pil = np.asarray(Image.fromarray(image).rotate(degrees, Image.Resampling.BILINEAR,
+                                                       fillcolor=(255, 255, 255))).astype(int)
+        assert np.abs(ours - pil)[disc].max() <= 1
