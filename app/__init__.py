@@ -1,0 +1,1 @@
+"""The Gradio app: layout and wiring only (every computation is in fuselip.demo and the package)."""

@@ -1,0 +1,277 @@
+"""The page: four tabs, their examples, and the wiring from components to fuselip.demo.Demo methods.
+
+Every handler is `guarded`: a DemoError (bad input, missing model) becomes a gr.Error toast with its message,
+any other exception becomes a gr.Error naming it (the server keeps running), and the notes a view returns
+(odd but usable input) become gr.Warning toasts plus a line under the inputs.
+API names (for gradio_client): /tokens, /attention, /retrieve, /vqa, /status.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+
+import gradio as gr
+import pandas as pd
+
+from fuselip.demo import Demo, DemoError
+
+log = logging.getLogger("fuselip.app")
+
+GALLERIES = {"benchmark images": "images", "benchmark answers (texts)": "answers", "my folder": "folder"}
+INTRO = """# FuseLIP, early fusion, in small
+One transformer reads **image tokens and text tokens together** ([FuseLIP](https://arxiv.org/abs/2506.03096)).
+Tabs: how an image becomes tokens · how text and image tokens attend to each other · what a fused
+(image + text) query retrieves under early fusion (FuseLIP) vs late fusion (SigLIP SF / MLF) · VQA answers ranked."""
+
+
+class SafeImage(gr.Image):
+    """gr.Image whose upload errors (a file that is not an image) become a readable gr.Error."""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:
+            name = getattr(payload, "orig_name", None) or "the uploaded file"
+            raise gr.Error(f"{name} is not an image this app can read ({type(e).__name__}). "
+                           f"Upload a PNG, JPEG, WebP, GIF, BMP or TIFF picture.") from None
+
+
+def image_input(label: str) -> SafeImage:
+    return SafeImage(label=label, type="filepath", image_mode=None, format="png", height=224,
+                     sources=["upload", "clipboard"])
+
+
+def picture(label: str, height: int = 224) -> gr.Image:
+    return gr.Image(label=label, format="png", interactive=False, height=height)
+
+
+def guarded(fn):
+    """Runs a handler; turns failures into messages, never into a dead server."""
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            return fn(*args)
+        except gr.Error:
+            raise
+        except DemoError as e:
+            raise gr.Error(str(e)) from None
+        except Exception as e:  # a bug: say so, log it, keep serving
+            log.error("handler %s failed:\n%s", fn.__name__, traceback.format_exc())
+            raise gr.Error(f"Unexpected error in {fn.__name__} ({type(e).__name__}: {e}). "
+                           f"The app keeps running; the traceback is in the server log.") from None
+    return wrapper
+
+
+def show_notes(notes: list[str]) -> str:
+    for note in notes:
+        gr.Warning(note, duration=8)
+    return "\n".join(f"⚠️ {n}" for n in notes)
+
+
+def build(demo: Demo) -> gr.Blocks:
+    """The whole page for one Demo (examples are generated here, models load lazily)."""
+    cfg = demo.config
+    with gr.Blocks(title="FuseLIP demo", analytics_enabled=False) as blocks:
+        gr.Markdown(INTRO)
+        with gr.Accordion("Models", open=False):
+            status = gr.Markdown(demo.registry.status())
+        with gr.Tabs():
+            with gr.Tab("1 · Image tokens", id="tokens"):
+                _tokens_tab(demo)
+            with gr.Tab("2 · Attention across modalities", id="attention"):
+                _attention_tab(demo)
+            with gr.Tab("3 · Fused-query retrieval", id="retrieval"):
+                _retrieval_tab(demo)
+            with gr.Tab("4 · VQA probe", id="vqa"):
+                _vqa_tab(demo)
+        status_button = gr.Button("refresh model status", size="sm", visible=False)
+        status_button.click(lambda: demo.registry.status(), None, status, api_name="status")
+    return blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# tab 1
+
+
+def _tokens_tab(demo: Demo) -> None:
+    gr.Markdown("A discrete tokenizer turns the image into integer codes. **Grid** (VQ-VAE): one code per "
+                "8×8-pixel cell. **TiTok**: 32 tokens not tied to a region; the influence maps show which pixels "
+                "each token changes when it is replaced.")
+    names = demo.tokenizer_names()
+    with gr.Row():
+        with gr.Column(scale=1):
+            tokenizer = gr.Dropdown(names, value=names[0] if names else None, label="tokenizer")
+            image = image_input("image")
+            run = gr.Button("Tokenize", variant="primary")
+            notes = gr.Markdown()
+        with gr.Column(scale=2):
+            summary = gr.Markdown()
+            with gr.Row():
+                tokens = picture("tokens (code ids)")
+                recon = picture("reconstruction: decode(encode(image))")
+                highlight = picture("tokens using the selected code")
+            code = gr.Dropdown([], label="highlight a code", allow_custom_value=False)
+            influence = gr.Gallery(label="TiTok: influence of each token", columns=8, height=260, format="png",
+                                   visible=True)
+    scenes = demo.benchmark.scenes()
+    gr.Examples([[img] for img, _ in scenes], inputs=[image], example_labels=None, label="test scenes of both worlds",
+                examples_per_page=len(scenes))
+
+    @guarded
+    def tokens_handler(tokenizer_name, image_file, selected_code):
+        view = demo.tokens(tokenizer_name, image_file, selected_code)
+        return (view.token_picture, view.reconstruction, view.highlight,
+                gr.update(choices=view.code_choices, value=view.selected), view.influence, view.summary,
+                show_notes(view.notes))
+
+    outputs = [tokens, recon, highlight, code, influence, summary, notes]
+    run.click(tokens_handler, [tokenizer, image, code], outputs, api_name="tokens")
+    code.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private")
+    tokenizer.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private")
+
+
+# ---------------------------------------------------------------------------------------------
+# tab 2
+
+
+def _attention_tab(demo: Demo) -> None:
+    gr.Markdown("FuseLIP feeds `[image tokens…, sot, words…, eot]` to one transformer. Pick a text token to see "
+                "where it looks in the image, and how much attention crosses between the modalities per layer.")
+    names = demo.fuselip_names()
+    with gr.Row():
+        with gr.Column(scale=1):
+            model = gr.Dropdown(names, value=names[0] if names else None, label="model")
+            image = image_input("image")
+            text = gr.Textbox(label="text", placeholder="e.g. the red circle on the left", max_lines=3)
+            with gr.Row():
+                layer = gr.Dropdown(["mean"], value="mean", label="layer", allow_custom_value=True)
+                head = gr.Dropdown(["mean"], value="mean", label="head", allow_custom_value=True)
+            token = gr.Dropdown([], label="text token", allow_custom_value=True)
+            run = gr.Button("Show attention", variant="primary")
+            notes = gr.Markdown()
+        with gr.Column(scale=2):
+            summary = gr.Markdown()
+            with gr.Row():
+                heatmap = picture("attention of the text token over the image", height=260)
+                shares = gr.LinePlot(x="layer", y="share", color="direction", y_lim=[0, 1], height=260,
+                                     title="share of attention that crosses modalities", x_title="layer",
+                                     y_title="share")
+            image_to_text = gr.BarPlot(x="token", y="attention", height=220, sort=None,
+                                       title="image tokens' mean attention on each text token")
+            per_token = gr.BarPlot(x="image token", y="attention", height=200, sort=None,
+                                   title="TiTok: the text token's attention on each image token")
+    examples = demo.benchmark.examples(["caption", "position", "tgit", "vqa", "crop"], per_task=1)
+    gr.Examples([[e.image, e.text or "", f"{e.task} · {e.world}"] for e in examples],
+                inputs=[image, text, gr.Textbox(visible=False)], label="examples (test split)",
+                examples_per_page=len(examples))
+
+    @guarded
+    def attention_handler(model_name, image_file, text_value, layer_value, head_value, token_value):
+        view = demo.attention(model_name, image_file, text_value, layer_value, head_value, token_value)
+        return (view.heatmap, gr.update(choices=view.token_choices, value=view.token),
+                gr.update(choices=view.layer_choices), gr.update(choices=view.head_choices),
+                pd.DataFrame(view.shares, columns=["layer", "direction", "share"]),
+                pd.DataFrame(view.image_to_text, columns=["token", "attention"]),
+                pd.DataFrame(view.per_token, columns=["image token", "attention"]),
+                view.summary, show_notes(view.notes))
+
+    inputs = [model, image, text, layer, head, token]
+    outputs = [heatmap, token, layer, head, shares, image_to_text, per_token, summary, notes]
+    run.click(attention_handler, inputs, outputs, api_name="attention")
+    text.submit(attention_handler, inputs, outputs, api_visibility="private")
+    for control in (layer, head, token):
+        control.input(attention_handler, inputs, outputs, api_visibility="private")
+
+
+# ---------------------------------------------------------------------------------------------
+# tab 3
+
+
+def _retrieval_tab(demo: Demo) -> None:
+    cfg = demo.config
+    gr.Markdown("A fused query (image + instruction) against a gallery. The gallery is every candidate of the "
+                "test-set items (the targets and their hard negatives: all transformations, edits, crops of the "
+                "same scene), or a folder of your images. Benchmark queries mark the correct item ✓.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = image_input("query image")
+            text = gr.Textbox(label="instruction", placeholder="e.g. rotate 90 degrees clockwise", max_lines=3)
+            gallery = gr.Radio(list(GALLERIES), value="benchmark images", label="search in")
+            folder = gr.Textbox(label="my folder (path on this machine, for 'my folder')", max_lines=1)
+            k = gr.Slider(1, 12, value=cfg.top_k, step=1, label="top-k")
+            run = gr.Button("Search", variant="primary")
+            notes = gr.Markdown()
+        with gr.Column(scale=3):
+            summary = gr.Markdown()
+            columns = []
+            with gr.Row():
+                for label, _ in demo.retrieval_models():
+                    with gr.Column(min_width=200):
+                        head = gr.Markdown(f"**{label}**")
+                        results = gr.Gallery(label=label, columns=2, height=520, format="png", object_fit="contain")
+                        columns += [head, results]
+    examples = demo.benchmark.examples(cfg.retrieval_tasks)
+    gr.Examples([[e.image, e.text, "benchmark answers (texts)" if e.task == "vqa" else "benchmark images",
+                  f"{e.task} · {e.world} · {e.kind}"] for e in examples],
+                inputs=[image, text, gallery, gr.Textbox(visible=False)], label="queries from the test split",
+                examples_per_page=len(examples))
+
+    @guarded
+    def retrieval_handler(image_file, text_value, gallery_value, k_value, folder_value):
+        view = demo.retrieve(image_file, text_value, GALLERIES.get(gallery_value, gallery_value), int(k_value),
+                             folder_value or "")
+        out = []
+        for column in view.columns:
+            rank = f" · correct item at rank **{column.correct_rank}**" if column.correct_rank else ""
+            out += [f"**{column.label}**{rank}  \n{column.message}", [(h.image, h.caption) for h in column.hits]]
+        return (*out, view.summary, show_notes(view.notes))
+
+    inputs = [image, text, gallery, k, folder]
+    outputs = columns + [summary, notes]
+    run.click(retrieval_handler, inputs, outputs, api_name="retrieve")
+    text.submit(retrieval_handler, inputs, outputs, api_visibility="private")
+
+
+# ---------------------------------------------------------------------------------------------
+# tab 4
+
+
+def _vqa_tab(demo: Demo) -> None:
+    cfg = demo.config
+    gr.Markdown("An image and a question → every candidate answer of the test set, ranked by each model "
+                "(softmax over the answers at the model's learned temperature).")
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = image_input("image")
+            question = gr.Textbox(label="question", placeholder="e.g. what colour is the star?", max_lines=2)
+            k = gr.Slider(1, 10, value=cfg.top_k, step=1, label="answers shown")
+            run = gr.Button("Ask", variant="primary")
+            notes = gr.Markdown()
+        with gr.Column(scale=3):
+            summary = gr.Markdown()
+            outputs = []
+            with gr.Row():
+                for label, _ in demo.retrieval_models():
+                    with gr.Column(min_width=200):
+                        head = gr.Markdown(f"**{label}**")
+                        answers = gr.Label(label=label, num_top_classes=10)
+                        outputs += [head, answers]
+    examples = demo.benchmark.examples(["vqa"], per_task=4)
+    gr.Examples([[e.image, e.text, f"{e.kind} · {e.world}"] for e in examples],
+                inputs=[image, question, gr.Textbox(visible=False)], label="questions from the test split",
+                examples_per_page=len(examples))
+
+    @guarded
+    def vqa_handler(image_file, question_value, k_value):
+        view = demo.vqa(image_file, question_value, int(k_value))
+        out = []
+        for column in view.columns:
+            rank = f" · correct answer at rank **{column.correct_rank}**" if column.correct_rank else ""
+            out += [f"**{column.label}**{rank}  \n{column.message}", {a: p for a, p in column.ranked}]
+        return (*out, view.summary, show_notes(view.notes))
+
+    run.click(vqa_handler, [image, question, k], outputs + [summary, notes], api_name="vqa")
+    question.submit(vqa_handler, [image, question, k], outputs + [summary, notes], api_visibility="private")
