@@ -29,15 +29,28 @@ class TokenizerConfig:
     l2_codes: bool = False          # l2-normalised codes (TiTok-S style)
     commitment: float = 0.25        # beta of the commitment loss
     dead_code_threshold: float = 1.0  # codes used fewer times than this per window get re-seeded
+    dead_code_every: int = 50       # training steps per usage window (0: never re-seed)
+    dead_code_until: float = 0.8    # stop re-seeding after this fraction of the training steps (0: never stop)
+    recent_codes: int = 8192        # encoder outputs kept to re-seed dead codes from
+    codebook_weight: float = 1.0    # weight of the whole quantiser loss next to the reconstruction loss
+    encode_bf16: bool = True        # encode()/decode() under bf16 autocast on CPU (codes are looked up in fp32)
     # grid (convolutional VQ-VAE)
-    channels: list[int] = field(default_factory=lambda: [64, 128, 128])  # one per stride-2 stage
-    res_blocks: int = 2
+    stem_patch: int = 4             # pixels are first folded into channels by this factor (space-to-depth)
+    channels: list[int] = field(default_factory=lambda: [64, 128])  # one per resolution; each after the first halves it
+    res_blocks: int = 1             # residual blocks at the lowest resolution (encoder and decoder)
+    decoder_res_blocks: int = 2     # residual blocks at the lowest resolution of the decoder
+    decoder_stage_blocks: int = 1   # residual blocks at each higher decoder resolution
+    decoder_channel_mult: float = 1.0  # decoder channels = encoder channels x this
     # titok (ViT encoder/decoder with latent tokens)
     patch_size: int = 8
     num_latent_tokens: int = 32
     width: int = 256
     layers: int = 4
     heads: int = 4
+    mlp_ratio: float = 4.0
+    decoder_width: int = 0          # 0: same as the encoder (TiTok-BL uses a larger decoder)
+    decoder_layers: int = 0
+    decoder_heads: int = 0
 
 
 @dataclass
@@ -54,6 +67,8 @@ class EncoderConfig:
     max_logit_scale: float = 4.605170185988092   # ln 100
     mmm_probability: float = 0.1
     mmm_weight: float = 0.25
+    mmm_vocab: str = "full"         # MMM softmax over the "full" joint vocabulary (paper) or only the ids "seen"
+                                    # in the training set (same targets, ~100x cheaper head on CPU)
     # late fusion only (fuselip/baselines.py): width/layers/heads/mlp_ratio size EACH of the two towers
     vision_patch_size: int = 8
     embed_dim: int = 0              # projection of both towers = fusion width (0: same as width)
@@ -73,6 +88,8 @@ class DataConfig:
     group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)
     val_items: int = 200            # evaluation items per task for periodic validation
     seed: int = 0
+    tokenizer_images: int = 30_000  # image pool a tokenizer trains on (sample_images, train split)
+    tokenizer_val_images: int = 256  # validation images per world for a tokenizer run
     csv: str = ""                   # optional user data: CSV of (filepath, title)
     image_folder: str = ""          # optional user data: folder of images
 

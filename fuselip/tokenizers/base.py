@@ -1,0 +1,146 @@
+"""What every discrete image tokenizer shares: the encode / decode / forward interface and checkpoints.
+
+A subclass provides three pieces:
+    encode_latents(x (B, 3, S, S) in [-1, 1]) -> z (B, N, D)     continuous encoder outputs, one per token
+    decode_latents(z_q (B, N, D)) -> (B, 3, S, S)                 pixels in [0, 1] (not clamped)
+    num_tokens                                                    N
+and gets:
+    encode(x in [0, 1]) -> codes (B, N) long       fast: inference mode, bf16 autocast, no gradient
+    decode(codes (B, N)) -> (B, 3, S, S) in [0, 1]
+    forward(x) -> (reconstruction, codes, losses)  for training: losses["recon"], losses["vq"], losses["loss"]
+    tokenize(images) -> codes                      any image-like objects via fuselip.images.preprocess
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fuselip.checkpoint import check_state_dict
+from fuselip.config import TokenizerConfig, from_dict, to_dict
+from fuselip.images import preprocess, to_tensor
+from fuselip.tokenizers.quantizer import VectorQuantizer
+
+ENCODE_BATCH = 256
+
+
+class ImageTokenizer(nn.Module):
+    config: TokenizerConfig
+
+    def __init__(self, config: TokenizerConfig):
+        super().__init__()
+        self.config = config
+        self.quantizer = VectorQuantizer(
+            config.codebook_size, config.code_dim, l2_codes=config.l2_codes, commitment=config.commitment,
+            dead_code_threshold=config.dead_code_threshold, dead_code_every=config.dead_code_every,
+            recent_codes=config.recent_codes)
+
+    # ---- to be provided by the subclass
+    num_tokens: int
+
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode_latents(self, z_q: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ---- the common interface
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        s = self.config.image_size
+        if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != s or x.shape[3] != s:
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"{type(self).__name__} expects images as a (B, 3, {s}, {s}) float tensor in [0, 1], "
+                             f"got {shape}; use fuselip.images.preprocess / to_tensor first")
+        if not x.is_floating_point():
+            raise ValueError(f"{type(self).__name__} expects float pixels in [0, 1], got dtype {x.dtype}")
+
+    def _autocast(self):
+        on = self.config.encode_bf16 and not self.training
+        return torch.autocast(self.device_type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
+
+    @property
+    def device_type(self) -> str:
+        return self.quantizer.codebook.device.type
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) float in [0, 1] -> (B, N) long codes in [0, codebook_size)."""
+        self._check_input(x)
+        out = []
+        for chunk in x.split(ENCODE_BATCH):
+            chunk = chunk.to(self.quantizer.codebook.device, non_blocking=True)
+            with self._autocast():
+                z = self.encode_latents(chunk * 2 - 1)  # (b, N, D)
+            out.append(self.quantizer.nearest(z.reshape(-1, z.shape[-1])).view(z.shape[:2]))
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, N) codes -> (B, 3, S, S) float in [0, 1]."""
+        codes = torch.as_tensor(codes)
+        if codes.ndim != 2 or codes.shape[1] != self.num_tokens:
+            raise ValueError(f"decode expects (B, {self.num_tokens}) codes, got {tuple(codes.shape)}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got range "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        codes = codes.long().to(self.quantizer.codebook.device)
+        out = []
+        for chunk in codes.split(ENCODE_BATCH):
+            with self._autocast():
+                out.append(self.decode_latents(self.quantizer.codes_from_indices(chunk)).float().clamp(0, 1))
+        return torch.cat(out)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Training pass: (reconstruction (B, 3, S, S), codes (B, N), losses incl. the total `loss`)."""
+        self._check_input(x)
+        z = self.encode_latents(x * 2 - 1)  # (B, N, D)
+        z_q, codes, losses = self.quantizer(z)
+        recon = self.decode_latents(z_q).float()
+        losses["recon"] = F.mse_loss(recon, x.float())
+        losses["loss"] = losses["recon"] + self.config.codebook_weight * losses["vq"]
+        return recon, codes, losses
+
+    def after_step(self) -> int:
+        """Called by the training loop after every optimiser step (dead-code re-seeding)."""
+        return self.quantizer.reseed_dead_codes()
+
+    def tokenize(self, images: Sequence) -> torch.Tensor:
+        """Any image-like objects (paths, PIL, arrays) -> (B, N) codes."""
+        arrays = [preprocess(image, self.config.image_size) for image in images]
+        return self.encode(to_tensor(arrays))
+
+    # ---- checkpoints (fuselip.checkpoint)
+    def config_dict(self) -> dict:
+        return to_dict(self.config)
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(from_dict(TokenizerConfig, config, "tokenizer"))
+
+    def export_tensors(self) -> dict[str, torch.Tensor]:
+        """The weights only: the quantiser's training buffers are train state, not model."""
+        skip = {f"quantizer.{name}" for name in VectorQuantizer.TRAINING_BUFFERS}
+        return {k: v for k, v in self.state_dict().items() if k not in skip}
+
+    def import_tensors(self, tensors: dict[str, torch.Tensor], where: str) -> None:
+        check_state_dict(self.export_tensors(), tensors, where)
+        self.load_state_dict(tensors, strict=False)
+
+    def extra_repr(self) -> str:
+        return f"tokens={self.num_tokens}, codebook={self.codebook_size}x{self.config.code_dim}"
+
+
+def config_with(config: TokenizerConfig, **changes) -> TokenizerConfig:
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,31 @@
+"""Per-token influence: which pixels a token controls (drawn by fuselip.viz).
+
+For a grid tokenizer the map of token i is (mostly) its own 8×8 cell; for TiTok a token can change
+pixels anywhere in the image, since its latent token attended to the whole image.
+"""
+from __future__ import annotations
+
+import torch
+
+from fuselip.tokenizers.base import ImageTokenizer
+
+
+def influence_maps(tokenizer: ImageTokenizer, codes: torch.Tensor,
+                   replacement: torch.Tensor | None = None) -> torch.Tensor:
+    """For any tokenizer: how much each pixel of decode(codes) changes when one token is replaced.
+
+    codes: (N,) long. replacement: (N,) long, the code put in place of each token; by default the code
+    least similar to the original one, so the map shows the most each token can change. Returns (N, S, S).
+    """
+    codes = torch.as_tensor(codes).long().reshape(-1)
+    n = codes.shape[0]
+    if replacement is None:
+        book = tokenizer.quantizer.codes().float()
+        book = book - book.mean(0)
+        similarity = book[codes] @ book.t()         # (N, K)
+        replacement = similarity.argmin(dim=-1)
+    variants = codes.repeat(n, 1)                    # (N, N): row i has token i replaced
+    variants[torch.arange(n), torch.arange(n)] = torch.as_tensor(replacement).long().reshape(-1)
+    base = tokenizer.decode(codes[None])             # (1, 3, S, S)
+    changed = tokenizer.decode(variants)             # (N, 3, S, S)
+    return (changed - base).abs().mean(dim=1)        # (N, S, S)

@@ -1,0 +1,61 @@
+"""Train an image tokenizer (2-D VQ grid or 1-D TiTok) on images of both worlds.
+
+    python train/train_tokenizer.py --preset tiny-grid
+    python train/train_tokenizer.py --preset tiny-titok --train.steps=2000 --resume
+    python train/train_tokenizer.py --preset tiny-grid --csv my.csv --image-folder photos/   # + your images
+    python train/train_tokenizer.py --preset tiny-grid --ship checkpoints/tokenizer-grid-tiny
+
+The run's checkpoint (model + exact train state) is `train.out_dir`; `--resume` continues it bit-exactly.
+`--ship DIR` then evaluates the final model on the test split (fuselip.tokenizers.evaluation) and writes a
+shipped checkpoint folder: config.json, model.safetensors, metrics.json (with this command line).
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+from fuselip import checkpoint, config
+from fuselip.tokenizers import evaluation, pool, training
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", required=True, choices=config.preset_names("tokenizer"))
+    parser.add_argument("--csv", default=None, help="optional CSV of (filepath, title) images to add to the pool")
+    parser.add_argument("--image-folder", default=None, help="optional folder of images to add to the pool")
+    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in train.out_dir")
+    parser.add_argument("--ship", default=None, metavar="DIR", help="evaluate on the test split and write DIR")
+    parser.add_argument("--no-progress", action="store_true")
+    config.add_override_arguments(parser)
+    args = parser.parse_args(argv)
+
+    cfg = config.apply_overrides(config.load_preset("tokenizer", args.preset), args)
+    if args.csv:
+        cfg.data.csv = args.csv
+    if args.image_folder:
+        cfg.data.image_folder = args.image_folder
+    print(config.dump(cfg))
+
+    t0 = time.time()
+    images = pool.train_pool(cfg.data)
+    val = pool.val_images(cfg.data)
+    print(f"image pool {images.shape} and validation {', '.join(f'{w}: {len(v)}' for w, v in val.items())} "
+          f"ready in {time.time() - t0:.0f} s")
+
+    t0 = time.time()
+    model = training.train(cfg, images, val, resume=args.resume, progress=not args.no_progress)
+    wall = time.time() - t0
+    if args.ship:
+        metrics = evaluation.shipped_metrics(model, cfg.tokenizer.image_size)
+        run_state = checkpoint.read(cfg.train.out_dir).metrics or {}
+        metrics.update(train_seconds_this_call=round(wall, 1), steps=cfg.train.steps,
+                       train_seconds=run_state.get("train_seconds_total", round(wall, 1)),
+                       command="python " + " ".join(shlex.quote(a) for a in sys.argv))
+        checkpoint.save_model(model, args.ship, metrics=metrics)
+        print(f"shipped {args.ship}: {metrics}")
+
+
+if __name__ == "__main__":
+    main()
