@@ -12,10 +12,10 @@ Importing this package is cheap: no emoji PNG is read until a scene needs it, an
 from __future__ import annotations
 
 from fuselip.data.types import EvalItem, Pair, Side, image_key
-from fuselip.data.tasks import (TASKS, WORLDS, TaskConfig, eval_items, kinds, make_world, sample_images,
-                                sample_pairs)
+from fuselip.data.tasks import (TASKS, WORLDS, TaskConfig, eval_items, iter_pairs, kinds, make_world,
+                                sample_images, sample_pairs)
 
-__all__ = ["EvalItem", "Pair", "Side", "image_key", "TASKS", "WORLDS", "TaskConfig", "eval_items", "kinds",
+__all__ = ["EvalItem", "Pair", "Side", "image_key", "TASKS", "WORLDS", "TaskConfig", "eval_items", "iter_pairs", "kinds",
            "make_world", "sample_images", "sample_pairs", "read_csv", "read_folder", "DataFileError"]
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from fuselip.data.emoji_subset import EMOJI
+from fuselip.data.tgit import rotate_planes
 from fuselip.data.world import Obj, World, WorldConfig
 
 CATEGORIES = ("smileys & emotion", "people & body", "animals & nature", "food & drink",
@@ -67,7 +68,8 @@ class EmojiWorld(World):
             "test": tuple(name for _, name, _, split in EMOJI if split == "test"),
         }
         self._split_names["val"] = self._split_names["train"]
-        self._png: dict[str, Image.Image] = {}             # name -> premultiplied RGBa 72×72
+        self._png: dict[str, np.ndarray] = {}              # name -> (4, 72, 72) premultiplied planes
+        self._scaled_cache: dict[tuple, np.ndarray] = {}   # (name, side) -> (4, 2 side, 2 side)
         self._sprites: dict[tuple, np.ndarray] = {}        # (name, size, angle) -> (k, k, 4) uint8
 
     def names(self, split: str) -> tuple[str, ...]:
@@ -88,30 +90,40 @@ class EmojiWorld(World):
     def plural(self, name: str) -> str:
         return name + "s"
 
-    def png(self, name: str) -> list[Image.Image]:
-        """The 72×72 graphic as four float ('F') channels: premultiplied R, G, B (0–255) and alpha (0–1),
-        so that rotating and resizing never bleed the colour of transparent pixels into the edges."""
-        channels = self._png.get(name)
-        if channels is None:
+    def png(self, name: str) -> np.ndarray:
+        """The 72×72 graphic as premultiplied float planes (4, 72, 72): R, G, B in 0–255 times alpha, and
+        alpha in 0–1, so that resizing and rotating never bleed the colour of transparent pixels into edges."""
+        planes = self._png.get(name)
+        if planes is None:
             with Image.open(png_path(self.unified[name])) as f:
                 rgba = np.asarray(f.convert("RGBA"), dtype=np.float32)  # (72, 72, 4)
             alpha = rgba[:, :, 3] / 255.0
-            planes = [rgba[:, :, c] * alpha for c in range(3)] + [alpha]
-            channels = [Image.fromarray(np.ascontiguousarray(p), "F") for p in planes]
-            self._png[name] = channels
-        return channels
+            planes = np.stack([rgba[:, :, c] * alpha for c in range(3)] + [alpha])  # (4, 72, 72)
+            self._png[name] = planes
+        return planes
+
+    def _scaled(self, name: str, side: int) -> np.ndarray:
+        """(4, 2·side, 2·side) planes: the graphic at twice the sprite size (LANCZOS), once per emoji and size."""
+        key = (name, side)
+        planes = self._scaled_cache.get(key)
+        if planes is None:
+            big = 2 * side
+            planes = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(p), "F")
+                                          .resize((big, big), Image.Resampling.LANCZOS)) for p in self.png(name)])
+            self._scaled_cache[key] = planes
+        return planes
 
     def sprite(self, obj: Obj) -> tuple[np.ndarray, np.ndarray]:
         key = (obj.name, obj.size, obj.angle)
         s = self._sprites.get(key)
         if s is None:
             side = 2 * math.ceil(self.size_px[obj.size] / 2)  # even
-            planes = [np.asarray(c.rotate(obj.angle, Image.Resampling.BICUBIC)
-                                 .resize((side, side), Image.Resampling.LANCZOS)) for c in self.png(obj.name)]
-            alpha = np.clip(planes[3], 0.0, 1.0)[:, :, None]                              # (k, k, 1)
-            rgb = np.clip(np.stack(planes[:3], axis=2), 0.0, None)                        # (k, k, 3)
+            planes = rotate_planes(self._scaled(obj.name, side), obj.angle, (0.0, 0.0, 0.0, 0.0))  # (4, 2k, 2k)
+            planes = planes.reshape(4, side, 2, side, 2).mean(axis=(2, 4))                       # (4, k, k)
+            alpha = np.clip(planes[3], 0.0, 1.0)[:, :, None]                                     # (k, k, 1)
+            rgb = np.clip(planes[:3].transpose(1, 2, 0), 0.0, None)                               # (k, k, 3)
             rgb = np.minimum(rgb, 255.0 * alpha)  # keep premultiplied colour <= alpha (LANCZOS rings)
-            s = np.concatenate([rgb, 255.0 * alpha], axis=2).round().astype(np.uint8)     # (k, k, 4)
+            s = np.concatenate([rgb, 255.0 * alpha], axis=2).round().astype(np.uint8)            # (k, k, 4)
             self._sprites[key] = s
         f = s.astype(np.float32)
         return f[:, :, :3], f[:, :, 3:] * (1.0 / 255.0)

@@ -25,6 +25,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Iterator
 
 import numpy as np
 
@@ -385,7 +386,13 @@ def sample_pairs(data: DataConfig, split: str, n: int, seed: int) -> list[Pair]:
 
     Each (world, task) cell gets a quota of n * world_weight * task_weight (normalised); the next group
     comes from a cell drawn in proportion to its unfilled quota, so the mix matches the weights closely
-    in any prefix and the order is random. The last group may be cut to return exactly n pairs."""
+    and the order is random. The last group may be cut to return exactly n pairs.
+    Memory: about 12 KB per 64-px image; `iter_pairs` yields the same pairs one by one."""
+    return list(iter_pairs(data, split, n, seed))
+
+
+def iter_pairs(data: DataConfig, split: str, n: int, seed: int) -> Iterator[Pair]:
+    """The pairs of `sample_pairs(data, split, n, seed)`, in the same order, generated lazily."""
     split_check(split)
     check_data_config(data)
     worlds = [make_world(w, data.image_size) for w in data.worlds]
@@ -395,9 +402,8 @@ def sample_pairs(data: DataConfig, split: str, n: int, seed: int) -> list[Pair]:
              if ww > 0 and tw > 0]
     filled = [0] * len(cells)
     rng = make_rng("pairs", seed, split, tuple(data.worlds), data.image_size)
-    pairs: list[Pair] = []
-    group = 0
-    while len(pairs) < n:
+    done, group = 0, 0
+    while done < n:
         room = [max(q - f, 0.0) for (_, _, q), f in zip(cells, filled)]
         if sum(room) <= 0:
             room = [q for _, _, q in cells]
@@ -410,11 +416,11 @@ def sample_pairs(data: DataConfig, split: str, n: int, seed: int) -> list[Pair]:
                 break
         if not triples:
             raise RuntimeError(f"could not generate a {task} group in world {world.name}")
-        for left, right, kind in triples:
-            pairs.append(Pair(left, right, task, group, kind, world.name))
+        for left, right, kind in triples[:n - done]:
+            yield Pair(left, right, task, group, kind, world.name)
+        done += len(triples)
         filled[i] += len(triples)
         group += 1
-    return pairs[:n]
 
 
 def eval_items(world: str, task: str, split: str, n: int, seed: int, image_size: int = 64,

@@ -157,24 +157,30 @@ def _rotation_plan(h: int, w: int, degrees: int) -> tuple[np.ndarray, np.ndarray
     return index, weight.astype(np.float32)
 
 
-def rotate(image: np.ndarray, degrees: int, fill=(255, 255, 255)) -> np.ndarray:
-    """Rotate counter-clockwise (negative: clockwise) about the centre, bilinear, corners filled with `fill`.
-    Same geometry as PIL's Image.rotate (tests/data/test_tgit.py compares them), faster for small
-    images thanks to the cached plan."""
-    h, w = image.shape[:2]
+def rotate_planes(planes: np.ndarray, degrees: int, fill) -> np.ndarray:
+    """Rotate (C, H, W) float32 planes counter-clockwise about the centre (bilinear); `fill` has C values."""
+    c, h, w = planes.shape
     index, weight = _rotation_plan(h, w, int(degrees))
-    padded = np.empty((3, h + 2, w + 2), np.float32)
+    padded = np.empty((c, h + 2, w + 2), np.float32)
     padded[:] = np.asarray(fill, np.float32)[:, None, None]
-    padded[:, 1:-1, 1:-1] = image.transpose(2, 0, 1)
-    flat = padded.reshape(3, -1)                                  # (3, (h+2)*(w+2))
-    out = np.take(flat, index[0], axis=1)                         # (3, h*w)
+    padded[:, 1:-1, 1:-1] = planes
+    flat = padded.reshape(c, -1)                                  # (C, (H+2)*(W+2))
+    out = np.take(flat, index[0], axis=1)                         # (C, H*W)
     out *= weight[0]
     for i in range(1, 4):
         corner = np.take(flat, index[i], axis=1)
         corner *= weight[i]
         out += corner
+    return out.reshape(c, h, w)
+
+
+def rotate(image: np.ndarray, degrees: int, fill=(255, 255, 255)) -> np.ndarray:
+    """Rotate counter-clockwise (negative: clockwise) about the centre, bilinear, corners filled with `fill`.
+    Same geometry as PIL's Image.rotate (tests/data/test_tgit.py compares them), faster for small
+    images thanks to the cached plan."""
+    out = rotate_planes(image.transpose(2, 0, 1).astype(np.float32), degrees, fill)  # (3, H, W)
     out += 0.5
-    return np.ascontiguousarray(out.astype(np.uint8).reshape(3, h, w).transpose(1, 2, 0))  # (h, w, 3)
+    return np.ascontiguousarray(out.astype(np.uint8).transpose(1, 2, 0))            # (H, W, 3)
 
 
 def apply(image: np.ndarray, t: Transform, fill: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:

@@ -9,7 +9,8 @@ import pytest
 from fuselip.config import DataConfig
 from fuselip.data import tgit, vqa
 from fuselip.data.edits import sample_edit, world_ops
-from fuselip.data.tasks import TASKS, WORLDS, eval_items, kinds, make_world, sample_images, sample_pairs
+from fuselip.data.tasks import (TASKS, WORLDS, eval_items, iter_pairs, kinds, make_world, sample_images,
+                                sample_pairs)
 from fuselip.data.world import CELL_NAMES
 
 N_ITEMS = 10
@@ -27,6 +28,11 @@ def pairs():
 def test_same_seed_gives_byte_identical_pairs(pairs):
     assert fingerprint(sample_pairs(DataConfig(), "train", 600, seed=0)) == fingerprint(pairs)
     assert fingerprint(sample_pairs(DataConfig(), "train", 600, seed=1)) != fingerprint(pairs)
+
+
+def test_iter_pairs_streams_exactly_the_same_pairs(pairs):
+    stream = iter_pairs(DataConfig(), "train", 600, seed=0)
+    assert fingerprint(list(stream)) == fingerprint(pairs)
 
 
 def test_same_seed_gives_byte_identical_eval_items():
