@@ -1,0 +1,564 @@
+"""One training loop for every model in the project (FuseLIP and the late-fusion baselines).
+
+The protocol a trainable model follows (FuseLIP in fuselip/model.py is the reference):
+
+    model.collate(pairs: list[Pair]) -> dict of CPU tensors. Required keys: whatever forward_pairs reads,
+        plus `right_key` (B,) int64 content hash of each right side (fuselip.data.collate.content_key) or at
+        least `right_dup` (B, B) bool. Rows with identical right content are positives of each other.
+    model.prepare(pairs) -> None                      optional; called once with the whole training set
+        before the first step (FuseLIP: tokenise every image once, record the vocabulary it uses).
+    model.forward_pairs(batch, generator=None) -> (left (B, D), right (B, D), aux)
+        left/right: L2-normalised embeddings of both sides. aux: extra losses, each either an already
+        weighted scalar tensor, or a pair (weighted sum, count) for a mean over a variable number of items
+        (e.g. masked tokens): the engine divides the sum by the count summed over all ranks, so a DDP run
+        optimises exactly the same objective as one process on the global batch.
+        The engine adds `row_index` (B,) long (each row's index in the global batch) and `rows_total` (int) to
+        the batch, and passes a generator seeded by (seed, step), identical on every rank: random choices
+        drawn per global row (see FuseLIP.forward_pairs) then make DDP == single process, and resume exact.
+    model.logit_scale, model.logit_bias: scalar nn.Parameters (log-scale t, bias b of the SigLIP loss);
+        t is clamped to [0, run_config.encoder.max_logit_scale] after every step.
+    model.encode(images=None, texts=None) -> (B, D)   for validation (val_fn) and everything after training.
+    model.config_dict() / from_config / checkpoint_kind (fuselip.checkpoint.register) for checkpoints.
+
+What the loop does (shared/PAPER.md): SigLIP loss between left and the right side of every rank (gathered
+with a gradient-carrying all_gather) + aux losses; AdamW (betas, eps from TrainConfig), weight decay on
+tensors with >= 2 dims except LayerNorm weights, biases and the logit scale/bias; linear warmup then cosine to
+0; gradient clipping; bf16 autocast (CPU and CUDA) when train.precision == "bf16"; a group-aware sampler that
+puts every pair of a hard-negative group into the same global batch; validation through `val_fn(model)`;
+checkpoints written atomically to <out_dir>/checkpoint (full weights + optimizer state + step + sampler position
++ RNG state, all safetensors); exact resume; DDP under torchrun (gloo on CPU, nccl on CUDA).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from fuselip import checkpoint as ckpt
+from fuselip.config import RunConfig, to_dict
+from fuselip.losses import siglip_loss
+
+CHECKPOINT_DIR = "checkpoint"
+MAX_OPEN_BATCHES = 8  # group packing: how many partly filled batches the sampler keeps open
+
+
+# ---------------------------------------------------------------------------------------------
+# distributed setup
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> DistInfo:
+    """Reads torchrun's environment; starts a process group (nccl on CUDA, gloo on CPU) when world > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device is 'cuda' but torch sees no GPU; use --train.device=cpu")
+        dev = torch.device("cuda", local_rank if world > 1 else torch.device(device).index or 0)
+        torch.cuda.set_device(dev)
+    else:
+        dev = torch.device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return DistInfo(rank, world, dev)
+
+
+# ---------------------------------------------------------------------------------------------
+# optimiser and schedule
+
+
+def is_decayed(name: str, param: nn.Parameter, module: nn.Module) -> bool:
+    """PAPER.md: weight decay on >= 2-d tensors except LayerNorms, biases and the logit scale."""
+    return param.ndim >= 2 and not isinstance(module, nn.LayerNorm) and not name.endswith("bias") \
+        and "logit_scale" not in name
+
+
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter, bool]]:
+    """(name, parameter, decayed) for every parameter that requires grad, in a fixed order."""
+    out = []
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad:
+                full = f"{module_name}.{name}" if module_name else name
+                out.append((full, param, is_decayed(full, param, module)))
+    return out
+
+
+def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
+    params = trainable_parameters(model)
+    groups = [{"params": [p for _, p, d in params if d], "weight_decay": cfg.train.weight_decay},
+              {"params": [p for _, p, d in params if not d], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.train.lr, betas=(cfg.train.beta1, cfg.train.beta2), eps=cfg.train.eps)
+
+
+def learning_rate(step: int, cfg: RunConfig) -> float:
+    """Linear warmup to train.lr over warmup_steps, then cosine decay to 0 at train.steps."""
+    t = cfg.train
+    if step < t.warmup_steps:
+        return t.lr * (step + 1) / t.warmup_steps
+    progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
+    return t.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# ---------------------------------------------------------------------------------------------
+# group-aware batch sampler
+
+
+def contiguous_groups(group_ids: Sequence[int]) -> list[range]:
+    """Runs of equal group id -> index ranges (pairs of one group are contiguous by the data contract)."""
+    groups, start = [], 0
+    for i in range(1, len(group_ids) + 1):
+        if i == len(group_ids) or group_ids[i] != group_ids[start]:
+            groups.append(range(start, i))
+            start = i
+    return groups
+
+
+class GroupBatchSampler:
+    """Full batches of exactly `batch_size` pair indices with every hard-negative group kept together.
+
+    Each epoch shuffles the groups (deterministically from (seed, epoch)) and packs them first-fit into up to
+    MAX_OPEN_BATCHES open batches; a batch is emitted when full. A group that fits nowhere (rare: only when all
+    open batches are nearly full, or the group is larger than a batch) is split, and `split_groups` counts it.
+    The incomplete batches left at the end of an epoch are dropped (their pairs come back next epoch).
+    """
+
+    def __init__(self, group_ids: Sequence[int], batch_size: int, seed: int):
+        self.groups = contiguous_groups(list(group_ids))
+        self.batch_size = batch_size
+        self.seed = seed
+        self.split_groups = 0
+        if sum(len(g) for g in self.groups) < batch_size:
+            raise ValueError(f"{sum(len(g) for g in self.groups)} training pairs cannot fill one batch of {batch_size}")
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.groups), generator=generator).tolist()
+        batches, open_batches = [], []
+        for g in order:
+            members = list(self.groups[g])
+            while members:
+                target = next((b for b in open_batches if len(b) + len(members) <= self.batch_size), None)
+                if target is None and len(open_batches) < MAX_OPEN_BATCHES:
+                    target = []
+                    open_batches.append(target)
+                if target is None:  # split: fill the fullest open batch with the first part of the group
+                    self.split_groups += 1
+                    target = max(open_batches, key=len)
+                take = min(len(members), self.batch_size - len(target))
+                target.extend(members[:take])
+                members = members[take:]
+                if len(target) == self.batch_size:
+                    open_batches.remove(target)
+                    batches.append(target)
+        return batches
+
+
+# ---------------------------------------------------------------------------------------------
+# the loss: forward_pairs + SigLIP over the gathered right side + aux
+
+
+class PairLoss(nn.Module):
+    """Wraps a protocol model so that DDP sees the whole loss computation in one forward."""
+
+    def __init__(self, model: nn.Module, world: int = 1):
+        super().__init__()
+        self.model = model
+        self.world = world
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None):
+        left, right, aux = self.model.forward_pairs(batch, generator=generator)
+        keys = batch.get("right_key")
+        if self.world > 1:
+            import torch.distributed.nn.functional as dist_nn
+            right_all = torch.cat(dist_nn.all_gather(right.contiguous()))            # (W·B, D), gradient flows back
+            if keys is None:
+                raise ValueError("DDP training needs batch['right_key'] from collate (fuselip.data.collate)")
+            gathered = [torch.empty_like(keys) for _ in range(self.world)]
+            dist.all_gather(gathered, keys.contiguous())
+            positives = keys[:, None] == torch.cat(gathered)[None, :]               # (B, W·B)
+        else:
+            right_all = right
+            if keys is not None:
+                positives = keys[:, None] == keys[None, :]                           # (B, B)
+            else:
+                positives = batch.get("right_dup")
+                if positives is None:
+                    positives = torch.eye(left.shape[0], dtype=torch.bool)
+        positives = positives.to(left.device)
+        parts = {"siglip": siglip_loss(left, right_all, self.model.logit_scale, self.model.logit_bias, positives)}
+        for name, value in aux.items():
+            if isinstance(value, tuple):  # (weighted sum, count): mean over all ranks' items
+                total, count = value
+                count = count.detach().clone().float()
+                if self.world > 1:
+                    dist.all_reduce(count)
+                parts[name] = total * self.world / count.clamp(min=1.0)
+            else:
+                parts[name] = value
+        loss = sum(parts.values())
+        return loss, parts
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    raise ValueError(f"train.precision must be 'bf16' or 'fp32', got {precision!r}")
+
+
+def move(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the trainer
+
+
+class Trainer:
+    """train(...) below is the usual entry; the class exposes single steps for tests and notebooks."""
+
+    def __init__(self, model: nn.Module, cfg: RunConfig, pairs_train: Sequence, *,
+                 val_fn: Callable[[nn.Module], dict] | None = None, out_dir: str | Path | None = None,
+                 progress: bool = True, extra_config: dict | None = None):
+        self.cfg = cfg
+        self.dist = setup_distributed(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if cfg.train.batch_size % self.dist.world:
+            raise ValueError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.dist.world} ranks")
+        torch.manual_seed(cfg.train.seed)
+        self.model = model.to(self.dist.device)
+        self.pairs = pairs_train
+        self.val_fn = val_fn
+        self.out_dir = Path(out_dir or cfg.train.out_dir)
+        self.progress = progress and self.dist.main
+        self.extra_config = extra_config or {}
+        self.sampler = GroupBatchSampler([p.group for p in pairs_train], cfg.train.batch_size, cfg.train.seed)
+        self.optimizer = build_optimizer(model, cfg)
+        self.params = [p for _, p, _ in trainable_parameters(model)]
+        loss = PairLoss(model, self.dist.world)
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            loss = DistributedDataParallel(loss, device_ids=[self.dist.device] if self.dist.device.type == "cuda"
+                                           else None, broadcast_buffers=False)
+        self.loss = loss
+        self.step = 0
+        self.epoch, self.index = 0, 0
+        self._batches = None
+        self.history: list[dict] = []
+        self.val_history: list[dict] = []
+
+    # ---- data
+    def prepare(self) -> None:
+        """The model's one-off preparation on the whole training set (after a checkpoint was loaded, so that
+        e.g. FuseLIP's image tokens come from the tokenizer weights the run actually uses)."""
+        if hasattr(self.model, "prepare"):
+            self.model.prepare(self.pairs)
+
+    def next_batch_indices(self) -> list[int]:
+        if self._batches is None:
+            self._batches = self.sampler.epoch(self.epoch)
+        if self.index >= len(self._batches):
+            self.epoch, self.index = self.epoch + 1, 0
+            self._batches = self.sampler.epoch(self.epoch)
+        indices = self._batches[self.index]
+        self.index += 1
+        return indices
+
+    def local_batch(self, indices: list[int]) -> dict:
+        """This rank's slice of the global batch, collated, with its rows' global positions."""
+        share = len(indices) // self.dist.world
+        rows = range(self.dist.rank * share, (self.dist.rank + 1) * share)
+        batch = self.model.collate([self.pairs[indices[r]] for r in rows])
+        batch["row_index"] = torch.arange(rows.start, rows.stop)
+        batch["rows_total"] = len(indices)
+        return move(batch, self.dist.device)
+
+    def generator(self, step: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + step + 1)
+
+    # ---- one step
+    def backward(self, indices: list[int], step: int) -> dict[str, float]:
+        """Forward + backward on one global batch (gradients are averaged over ranks by DDP).
+        Returns the loss parts averaged over ranks (= the single-process loss on the global batch)."""
+        self.model.train()
+        batch = self.local_batch(indices)
+        with autocast(self.cfg.train.precision, self.dist.device):
+            loss, parts = self.loss(batch, self.generator(step))
+        loss.backward()
+        values = torch.stack([loss.detach().float()] + [v.detach().float() for v in parts.values()])
+        if self.dist.world > 1:
+            dist.all_reduce(values)
+            values /= self.dist.world
+        return dict(zip(["loss", *parts], values.tolist()))
+
+    def optimizer_step(self, step: int) -> float:
+        lr = learning_rate(step, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0.0, self.cfg.encoder.max_logit_scale)
+        return float(grad_norm)
+
+    # ---- the loop
+    def run(self, stop_at: int | None = None) -> dict:
+        """Trains until train.steps (or `stop_at`, then writes a checkpoint and returns: used by the resume test)."""
+        t = self.cfg.train
+        end = min(t.steps, stop_at) if stop_at is not None else t.steps
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=t.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        start_time, start_step = time.perf_counter(), self.step
+        window_time, window_pairs = time.perf_counter(), 0
+        parts = {}
+        while self.step < end:
+            step = self.step
+            parts = self.backward(self.next_batch_indices(), step)
+            grad_norm = self.optimizer_step(step)
+            self.step += 1
+            window_pairs += t.batch_size
+            if self.step % t.log_every == 0 or self.step == end:
+                elapsed = time.perf_counter() - window_time
+                record = {"step": self.step, "lr": learning_rate(step, self.cfg), "grad_norm": grad_norm,
+                          "pairs_per_s": window_pairs / max(elapsed, 1e-9), "epoch": self.epoch,
+                          "logit_scale": self.model.logit_scale.item(), "logit_bias": self.model.logit_bias.item(),
+                          **parts}
+                self.history.append(record)
+                window_time, window_pairs = time.perf_counter(), 0
+                if bar is not None:
+                    bar.set_postfix(loss=f"{parts['loss']:.3f}", lr=f"{record['lr']:.2e}",
+                                    pairs_s=f"{record['pairs_per_s']:.0f}")
+            if bar is not None:
+                bar.update(1)
+            if self.val_fn is not None and t.val_every and self.step % t.val_every == 0 and self.step < t.steps:
+                self.validate()
+            if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < end:
+                self.save_checkpoint()
+        if bar is not None:
+            bar.close()
+        wall = time.perf_counter() - start_time
+        if self.step >= t.steps and self.val_fn is not None:
+            self.validate()
+        self.save_checkpoint()
+        steps_run = self.step - start_step
+        return {"step": self.step, "steps_run": steps_run, "wall_time_s": wall,
+                "pairs_per_s": steps_run * t.batch_size / max(wall, 1e-9), "last": parts,
+                "val": self.val_history[-1] if self.val_history else {}, "split_groups": self.sampler.split_groups}
+
+    def validate(self) -> dict:
+        metrics = {}
+        if self.dist.main:
+            self.model.eval()
+            with torch.no_grad():
+                metrics = dict(self.val_fn(self.model))
+            self.model.train()
+            metrics = {"step": self.step, **metrics}
+            self.val_history.append(metrics)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / "validation.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            print(f"[step {self.step}] validation: " + ", ".join(
+                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()), flush=True)
+        if self.dist.world > 1:
+            dist.barrier()
+        return metrics
+
+    # ---- checkpoints (no pickle: the train state is tensors in extra.safetensors)
+    def train_state(self) -> dict[str, torch.Tensor]:
+        state = {"state.step": torch.tensor(self.step), "state.epoch": torch.tensor(self.epoch),
+                 "state.index": torch.tensor(self.index), "rng.torch": torch.get_rng_state()}
+        for name, param, _ in trainable_parameters(self.model):
+            for key, value in self.optimizer.state.get(param, {}).items():
+                state[f"optim.{name}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+        return state
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.dist.main:
+            if self.dist.world > 1:
+                dist.barrier()
+            return None
+        path = self.out_dir / CHECKPOINT_DIR
+        config = {**self.model.config_dict(), "run": to_dict(self.cfg), **self.extra_config}
+        ckpt.save(path, kind=self.model.checkpoint_kind, config=config, tensors=self.model.state_dict(),
+                  extra=self.train_state())
+        with open(self.out_dir / "history.jsonl", "w") as f:
+            for record in self.history:
+                f.write(json.dumps(record) + "\n")
+        if self.dist.world > 1:
+            dist.barrier()
+        return path
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Restores weights, optimizer state, step, sampler position and RNG state of a training checkpoint."""
+        path = Path(path or self.out_dir / CHECKPOINT_DIR)
+        found = ckpt.read(path, with_extra=True)
+        extra = {k[len("extra:"):]: v for k, v in found.tensors.items() if k.startswith("extra:")}
+        weights = {k: v for k, v in found.tensors.items() if not k.startswith("extra:")}
+        if not extra:
+            raise ckpt.CheckpointError(f"{path}: no training state (extra.safetensors); cannot resume from it")
+        ckpt.check_state_dict(self.model.state_dict(), weights, str(path))
+        self.model.load_state_dict(weights)
+        self.step = int(extra["state.step"])
+        self.epoch, self.index = int(extra["state.epoch"]), int(extra["state.index"])
+        self._batches = None if self.index == 0 else self.sampler.epoch(self.epoch)
+        torch.set_rng_state(extra["rng.torch"])
+        for name, param, _ in trainable_parameters(self.model):
+            prefix = f"optim.{name}."
+            state = {k[len(prefix):]: v.to(param.device) if k[len(prefix):] != "step" else v
+                     for k, v in extra.items() if k.startswith(prefix)}
+            if state:
+                self.optimizer.state[param] = state
+        if self.dist.main:
+            history = self.out_dir / "history.jsonl"
+            if history.exists():
+                self.history = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+
+
+def train(model: nn.Module, run_config: RunConfig, pairs_train: Sequence, val_fn=None, *,
+          out_dir: str | Path | None = None, resume: bool = False, stop_at: int | None = None,
+          progress: bool = True, extra_config: dict | None = None) -> dict:
+    """Trains `model` on `pairs_train`; returns a summary (steps, wall time, pairs/s, last losses, last val)."""
+    trainer = Trainer(model, run_config, pairs_train, val_fn=val_fn, out_dir=out_dir, progress=progress,
+                      extra_config=extra_config)
+    if resume and (trainer.out_dir / CHECKPOINT_DIR).exists():
+        trainer.load_checkpoint()
+    trainer.prepare()
+    summary = trainer.run(stop_at=stop_at)
+    summary["history"] = trainer.history
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line shared by train/train_fuselip.py and the baseline scripts
+
+
+def validation_fn(cfg: RunConfig, split: str = "val"):
+    """`val_fn(model)` for the engine: the benchmark suite (fuselip.evaluate) on `data.val_items` items per task."""
+    from fuselip import evaluate as ev
+
+    def val_fn(model) -> dict[str, float]:
+        results = ev.evaluate(model, split=split, n_items=cfg.data.val_items, seed=cfg.data.seed,
+                              image_size=cfg.data.image_size, worlds=tuple(cfg.data.worlds))
+        return ev.flat_metrics(results)
+    return val_fn
+
+
+def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfig], nn.Module],
+        default_preset: str = "tiny", description: str = "") -> dict:
+    """Parse `--preset NAME [--section.field=value …] [--device D] [--resume] [--ship DIR] [--name N]`, build the
+    training set (fuselip.data.tasks.sample_pairs), tokenise its images once (on-disk cache), train, validate,
+    write runs/<name>/ and optionally ship a compact checkpoint (config.json, model.safetensors, metrics.json)."""
+    import argparse
+    import shlex
+    import sys
+
+    from fuselip.config import ConfigError, add_override_arguments, apply_overrides, dump, load_preset
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--preset", default=default_preset, help=f"preset in fuselip/presets/{family}/")
+    parser.add_argument("--name", default="", help="run name: writes runs/<name>/ (default: train.out_dir)")
+    parser.add_argument("--device", default="", help="cpu | cuda (shortcut for --train.device)")
+    parser.add_argument("--resume", action="store_true", help="continue from runs/<name>/checkpoint if present")
+    parser.add_argument("--ship", default="", help="also write a compact checkpoint folder here, e.g. "
+                                                   "checkpoints/fuselip-tiny")
+    parser.add_argument("--no-val", action="store_true", help="skip validation (smoke runs)")
+    parser.add_argument("--cache-dir", default="runs/cache", help="on-disk image-token cache ('' = none)")
+    add_override_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        cfg = apply_overrides(load_preset(family, args.preset), args)
+    except ConfigError as e:
+        parser.error(str(e))
+    if args.device:
+        cfg.train.device = args.device
+    if args.name:
+        cfg.train.out_dir = str(Path("runs") / args.name)
+    command = "python " + " ".join(shlex.quote(a) for a in ([sys.argv[0]] + list(argv if argv is not None
+                                                                                  else sys.argv[1:])))
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg)
+    if hasattr(model, "tokenizer"):  # the resolved config names the tokenizer actually used
+        from fuselip.config import TokenizerConfig, from_dict
+        cfg.tokenizer = from_dict(TokenizerConfig, to_dict(model.tokenizer.config))
+    if rank0:
+        print(dump(cfg), flush=True)
+    out_dir = Path(cfg.train.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rank0:
+        (out_dir / "run_config.json").write_text(dump(cfg) + "\n")
+
+    from fuselip.data.tasks import sample_pairs
+    t0 = time.perf_counter()
+    pairs = sample_pairs(cfg.data, "train", cfg.data.train_pairs, cfg.data.seed)
+    data_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if hasattr(model, "token_cache"):
+        from fuselip.data.collate import cache_file
+        cache = model.token_cache()
+        path = cache_file(args.cache_dir, cache, cfg.data) if args.cache_dir else None
+        loaded = bool(path) and cache.load(path)
+        cache.add_pairs(pairs, progress=rank0)
+        if path and rank0 and not loaded:
+            cache.save(path)
+    tokenise_s = time.perf_counter() - t0
+    if rank0:
+        print(f"training set: {len(pairs)} pairs in {data_s:.1f}s; image tokens in {tokenise_s:.1f}s", flush=True)
+
+    val_fn = None if args.no_val else validation_fn(cfg)
+    summary = train(model, cfg, pairs, val_fn, out_dir=out_dir, resume=args.resume,
+                    extra_config={"command": command})
+    summary.update(command=command, data_s=data_s, tokenise_s=tokenise_s)
+    if rank0:
+        record = {k: v for k, v in summary.items() if k != "history"}
+        ckpt.write_json_atomic(out_dir / "summary.json", record)
+        print(f"done: {summary['steps_run']} steps in {summary['wall_time_s']:.0f}s "
+              f"({summary['pairs_per_s']:.1f} pairs/s)", flush=True)
+        if args.ship:
+            summary["shipped"] = str(ship(model, args.ship, summary, val_fn))
+    return summary
+
+
+def ship(model: nn.Module, path: str | Path, summary: dict, val_fn=None) -> Path:
+    """Writes the compact inference checkpoint and checks that the loaded copy reproduces the validation
+    metrics exactly (metrics.json records both the metrics and that check)."""
+    metrics = {"validation": summary.get("val", {}), "wall_time_s": summary["wall_time_s"],
+               "steps": summary["step"], "pairs_per_s": summary["pairs_per_s"], "command": summary.get("command", "")}
+    path = ckpt.save_model(model, path, metrics=metrics)
+    if val_fn is not None and summary.get("val"):
+        loaded = ckpt.load_model(path)
+        again = {"step": summary["val"].get("step"), **val_fn(loaded)}
+        metrics["reproduced_exactly"] = again == summary["val"]
+        if not metrics["reproduced_exactly"]:
+            diff = {k: (summary["val"].get(k), v) for k, v in again.items() if summary["val"].get(k) != v}
+            raise RuntimeError(f"the shipped checkpoint does not reproduce the validation metrics: {diff}")
+        ckpt.write_json_atomic(Path(path) / ckpt.METRICS_FILE, metrics)
+    return path

@@ -1,0 +1,425 @@
+"""FuseLIP: one bidirectional transformer over image AND text tokens (early fusion), shared/PAPER.md.
+
+Read top to bottom:
+    ids (B, T) over the joint vocabulary (fuselip/vocab.py: text BPE ids, [MASK], then image codes)
+      -> trim the batch to its longest sequence (everything after a row's eot is padding)
+      -> token embedding + learned absolute positional embedding                       (B, T, D)
+      -> `layers` pre-LN blocks: x += attn(ln(x)); x += mlp(ln(x)), bidirectional attention with
+         a key-padding mask (no causal mask), computed by F.scaled_dot_product_attention
+      -> h: the states BEFORE the final LayerNorm                                      (B, T, D)
+         * embedding: final LayerNorm of h at each row's eot position, L2-normalised    (B, D)
+           (no projection: the embedding dimension is the width)
+         * MMM head (training only, masked positions only): Linear -> GELU -> LayerNorm -> product
+           with the token-embedding matrix (tied) + its own bias -> logits over the vocabulary (M, V)
+
+The model owns its frozen image tokenizer (a submodule saved with the prefix `tokenizer.`), so
+`encode(images, texts)` works from raw images: fuselip.images.preprocess -> tokenizer.encode ->
+vocab.build_sequence -> the transformer.
+
+Engine protocol (fuselip/engine.py): `collate(pairs)`, `prepare(pairs)`, `forward_pairs(batch, generator)`,
+`encode(images, texts)`, `logit_scale`, `logit_bias`.
+
+Checkpoint compaction (`export_tensors` / `import_tensors`): the token table has 49,409 + codebook rows, but the
+training data only ever contains a few hundred of those ids. `prepare(pairs)` records every id present in the
+training set in the persistent buffer `token_seen` (plus pad/sot/eot/[MASK]); the exported file keeps only those rows
+(`token_embedding.kept_ids` + `token_embedding.kept_rows`), and `import_tensors` restores every other row as zeros.
+Why this is honest: the embedding of any input made of kept ids reads only kept rows, so it is bit-identical
+to the full model (tests/test_model.py checks it). A row that is not kept never appeared in any training input:
+it holds its random initialisation, shrunk by weight decay (and, with `mmm_vocab="full"`, nudged only through
+the MMM softmax denominator): it carries no learned information, and zeros carry none either. A compacted
+model warns once when it meets an id it did not keep. The MMM head bias is stored in full (V floats).
+The full, uncompacted state is what the training checkpoints in runs/ hold (exact resume needs it).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fuselip import vocab
+from fuselip.checkpoint import CheckpointError, check_state_dict, register
+from fuselip.config import EncoderConfig, RunConfig, TokenizerConfig, from_dict, to_dict
+from fuselip.losses import apply_mask, mmm_loss, mmm_mask
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block with fused QKV projection and bidirectional attention."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        self.heads = heads
+        self.ln_1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.ln_2 = nn.LayerNorm(width)
+        hidden = int(width * mlp_ratio)
+        self.fc = nn.Linear(width, hidden)
+        self.fc_out = nn.Linear(hidden, width)
+
+    def attention(self, x: torch.Tensor, keep: torch.Tensor, return_attention: bool):
+        B, T, D = x.shape
+        H = self.heads
+        qkv = self.qkv(x).view(B, T, 3, H, D // H)             # (B, T, 3, H, hd)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)          # 3 x (B, H, T, hd)
+        key_mask = keep[:, None, None, :]                       # (B, 1, 1, T): True = attend to this key
+        weights = None
+        if return_attention or (q.device.type == "cpu" and q.dtype == torch.bfloat16):
+            # explicit softmax(q k^T / sqrt(hd)) v: the same maths, weights available. Also the fast path for
+            # bf16 on CPU, where PyTorch's flash-attention kernel is ~4x slower (backward) than these two matmuls
+            # at our sequence lengths (benchmarks/encoder_throughput.py measures both).
+            scores = (q @ k.transpose(-2, -1)) * (D // H) ** -0.5  # (B, H, T, T)
+            weights = scores.masked_fill(~key_mask, float("-inf")).softmax(dim=-1)
+            y = weights.to(v.dtype) @ v                         # (B, H, T, hd)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, D)                  # (B, T, D)
+        return self.proj(y), (weights if return_attention else None)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor, return_attention: bool = False):
+        a, weights = self.attention(self.ln_1(x), keep, return_attention)
+        x = x + a
+        x = x + self.fc_out(F.gelu(self.fc(self.ln_2(x))))
+        return x, weights
+
+
+@register("fuselip")
+class FuseLIP(nn.Module):
+    def __init__(self, encoder: EncoderConfig, tokenizer: nn.Module, tokenizer_checkpoint: str = ""):
+        """`tokenizer`: an image tokenizer module (GridTokenizer / TiTokTokenizer); it is frozen here."""
+        super().__init__()
+        if encoder.mmm_vocab not in ("full", "seen"):
+            raise ValueError(f"encoder.mmm_vocab must be 'full' or 'seen', got {encoder.mmm_vocab!r}")
+        self.config = encoder
+        self.tokenizer_checkpoint = tokenizer_checkpoint
+        self.tokenizer = tokenizer.requires_grad_(False).eval()
+        self.vocab_size = vocab.joint_vocab_size(tokenizer.codebook_size)
+        width = encoder.width
+
+        self.token_embedding = nn.Embedding(self.vocab_size, width)
+        self.positional_embedding = nn.Parameter(torch.empty(encoder.context_length, width))
+        self.blocks = nn.ModuleList(Block(width, encoder.heads, encoder.mlp_ratio) for _ in range(encoder.layers))
+        self.ln_final = nn.LayerNorm(width)
+        # masked multimodal modelling head; its output matrix is token_embedding.weight (tied)
+        self.mmm_dense = nn.Linear(width, width)
+        self.mmm_ln = nn.LayerNorm(width)
+        self.mmm_bias = nn.Parameter(torch.zeros(self.vocab_size))
+        self.logit_scale = nn.Parameter(torch.tensor(float(encoder.init_logit_scale)))
+        self.logit_bias = nn.Parameter(torch.tensor(float(encoder.init_logit_bias)))
+        # ids present in the training data (prepare()); drives the checkpoint compaction and mmm_vocab="seen"
+        self.register_buffer("token_seen", torch.zeros(self.vocab_size, dtype=torch.bool))
+        for special in (vocab.PAD, vocab.SOT, vocab.EOT, vocab.MASK):
+            self.token_seen[special] = True
+        self.compacted = False      # True after importing a compacted checkpoint (dropped rows are zeros)
+        self._warned_unkept = False
+        self._token_cache = None    # fuselip.data.collate.TokenCache, built lazily
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """open_clip's TextTransformer initialisation."""
+        width, layers = self.config.width, self.config.layers
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        attn_std = width ** -0.5
+        proj_std = attn_std * (2 * layers) ** -0.5
+        fc_std = (2 * width) ** -0.5
+        for block in self.blocks:
+            nn.init.normal_(block.qkv.weight, std=attn_std)
+            nn.init.zeros_(block.qkv.bias)
+            nn.init.normal_(block.proj.weight, std=proj_std)
+            nn.init.zeros_(block.proj.bias)
+            nn.init.normal_(block.fc.weight, std=fc_std)
+            nn.init.normal_(block.fc_out.weight, std=proj_std)
+        nn.init.normal_(self.mmm_dense.weight, std=attn_std)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tokenizer.eval()  # frozen: always in inference mode
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.token_embedding.weight.device
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.width
+
+    # ------------------------------------------------------------------------------------------
+    # the transformer
+
+    def trim(self, ids: torch.Tensor) -> torch.Tensor:
+        """Cut the padding columns that no row needs: (B, T) -> (B, T') with T' = longest row (incl. its eot)."""
+        longest = int(vocab.eot_positions(ids).max()) + 1
+        return ids[:, :longest]
+
+    def hidden_states(self, ids: torch.Tensor, return_attention: bool = False):
+        """(B, T) ids (already trimmed) -> h (B, T, D) before the final LayerNorm, keep (B, T), attentions.
+
+        keep[b, t] is True for real tokens (up to and including the eot); the rest is padding. It is derived
+        from the eot position, not from `ids == PAD`, because the pad id 0 is also the BPE token "!".
+        """
+        B, T = ids.shape
+        if T > self.config.context_length:
+            raise ValueError(f"sequence of {T} tokens exceeds context_length {self.config.context_length}")
+        if int(ids.max()) >= self.vocab_size or int(ids.min()) < 0:
+            raise ValueError(f"token ids must be in [0, {self.vocab_size}); got [{int(ids.min())}, {int(ids.max())}]")
+        eot = vocab.eot_positions(ids)                                          # (B,)
+        keep = torch.arange(T, device=ids.device)[None, :] <= eot[:, None]      # (B, T)
+        x = self.token_embedding(ids) + self.positional_embedding[:T]           # (B, T, D)
+        attentions = []
+        for block in self.blocks:
+            x, weights = block(x, keep, return_attention)
+            if return_attention:
+                attentions.append(weights)
+        return x, keep, eot, attentions
+
+    def pool(self, h: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        """Final LayerNorm at each row's eot, L2-normalised: (B, T, D) -> (B, D).
+
+        LayerNorm acts per position, so normalising only the eot rows equals pooling after the LayerNorm.
+        """
+        pooled = h[torch.arange(h.shape[0], device=h.device), eot]              # (B, D)
+        return F.normalize(self.ln_final(pooled).float(), dim=-1)
+
+    def encode_ids(self, ids: torch.Tensor, return_attention: bool = False):
+        """(B, T) joint-vocabulary ids -> (B, D) unit embeddings.
+
+        return_attention=True also returns a list (one per layer) of (B, H, T', T') attention weights, T' the
+        trimmed length: rows sum to 1 and padded keys get exactly 0. The normal path uses SDPA and keeps nothing.
+        """
+        ids = self.trim(ids.to(self.device))
+        self._check_kept(ids)
+        h, _, eot, attentions = self.hidden_states(ids, return_attention)
+        embedding = self.pool(h, eot)
+        return (embedding, attentions) if return_attention else embedding
+
+    # ------------------------------------------------------------------------------------------
+    # masked multimodal modelling
+
+    def mmm_logits(self, h_masked: torch.Tensor, vocab_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, D) pre-LayerNorm states at masked positions -> (M, V) logits (tied to the token embedding).
+
+        vocab_ids: restrict the output to these ids (mmm_vocab="seen"); None = the whole joint vocabulary.
+        """
+        z = self.mmm_ln(F.gelu(self.mmm_dense(h_masked)))                       # (M, D)
+        weight, bias = self.token_embedding.weight, self.mmm_bias
+        if vocab_ids is not None:
+            weight, bias = weight[vocab_ids], bias[vocab_ids]                   # (S, D), (S,)
+        return z @ weight.T + bias                                              # (M, V) or (M, S)
+
+    def _masked_side(self, ids: torch.Tensor, uniform: torch.Tensor | None):
+        """One side of a batch through the encoder, masked for MMM when `uniform` is given.
+
+        Returns (embedding (B, D), summed MMM cross-entropy, number of masked tokens)."""
+        ids = self.trim(ids)
+        if uniform is None:
+            h, _, eot, _ = self.hidden_states(ids)
+            zero = h.sum() * 0.0
+            return self.pool(h, eot), zero, torch.zeros((), device=ids.device)
+        mask = mmm_mask(ids, self.config.mmm_probability, uniform=uniform[:, :ids.shape[1]])  # (B, T)
+        h, _, eot, _ = self.hidden_states(apply_mask(ids, mask))
+        targets = ids[mask]                                                     # (M,)
+        vocab_ids = None
+        if self.config.mmm_vocab == "seen":
+            vocab_ids = self._seen_ids()
+            targets = self._seen_index()[targets]
+        logits = self.mmm_logits(h[mask], vocab_ids)                            # (M, V)
+        return self.pool(h, eot), mmm_loss(logits, targets, reduction="sum"), mask.sum().float()
+
+    def _seen_ids(self) -> torch.Tensor:
+        return self.token_seen.nonzero().squeeze(1)                             # (S,)
+
+    def _seen_index(self) -> torch.Tensor:
+        """(V,) long: position of each id among the seen ids (-1 for unseen)."""
+        index = torch.full((self.vocab_size,), -1, dtype=torch.long, device=self.device)
+        seen = self._seen_ids()
+        index[seen] = torch.arange(len(seen), device=self.device)
+        return index
+
+    # ------------------------------------------------------------------------------------------
+    # engine protocol
+
+    def forward_pairs(self, batch: dict, generator: torch.Generator | None = None):
+        """A collated batch -> (left (B, D), right (B, D), aux).
+
+        In training mode with mmm_probability > 0, both sides are masked and the same masked pass gives the
+        contrastive embeddings. The mask of batch row r is drawn from uniforms of shape (rows_total, context)
+        (left first, then right) taken at row `row_index[r]`: the engine sets these so that a DDP rank masks
+        its rows exactly as a single process masks the same global batch.
+        aux["mmm"] = (weight · Σ cross-entropy, number of masked tokens): the engine divides the sum by the
+        count (over all ranks).
+        """
+        left_ids = batch["left_ids"].to(self.device)
+        right_ids = batch["right_ids"].to(self.device)
+        if self.training:
+            self.mark_seen(left_ids)  # normally already recorded by prepare(); keeps compaction safe without it
+            self.mark_seen(right_ids)
+        if not (self.training and self.config.mmm_probability > 0):
+            left, _, _ = self._masked_side(left_ids, None)
+            right, _, _ = self._masked_side(right_ids, None)
+            return left, right, {}
+        B = left_ids.shape[0]
+        rows = batch.get("row_index", torch.arange(B))
+        total = int(batch.get("rows_total", B))
+        context = self.config.context_length
+        uniforms = [torch.rand(total, context, generator=generator)[rows].to(self.device) for _ in range(2)]
+        left, ce_left, n_left = self._masked_side(left_ids, uniforms[0])
+        right, ce_right, n_right = self._masked_side(right_ids, uniforms[1])
+        weight = self.config.mmm_weight
+        return left, right, {"mmm": (weight * (ce_left + ce_right), n_left + n_right)}
+
+    def token_cache(self):
+        """The image-token cache (fuselip.data.collate.TokenCache) of this model's tokenizer."""
+        from fuselip.data.collate import TokenCache
+        if self._token_cache is None:
+            self._token_cache = TokenCache(self.tokenizer)
+        return self._token_cache
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        if self._token_cache is not None and not self._token_cache.is_valid():
+            self._token_cache = None  # the tokenizer's weights changed: cached codes are stale
+        return result
+
+    def collate(self, pairs) -> dict:
+        from fuselip.data.collate import collate_pairs
+        return collate_pairs(pairs, self.token_cache(), self.config.context_length)
+
+    def prepare(self, pairs) -> None:
+        """Called once by the engine with the whole training set: tokenises every image once (cached) and
+        records every id of the training data in `token_seen`."""
+        from fuselip.data.collate import training_ids
+        cache = self.token_cache()
+        cache.add_pairs(pairs)
+        self.mark_seen(training_ids(pairs, cache, self.config.context_length))
+
+    def mark_seen(self, ids: torch.Tensor) -> None:
+        self.token_seen[ids.to(self.device).flatten()] = True
+
+    # ------------------------------------------------------------------------------------------
+    # the encode API (every model in the project speaks it)
+
+    @torch.no_grad()
+    def encode(self, images: Sequence | None = None, texts: Sequence[str | None] | None = None,
+               batch_size: int = 256) -> torch.Tensor:
+        """Embeds B samples, each (image or None, text or None) -> (B, D) float32 unit vectors.
+
+        images: list of anything fuselip.images.preprocess takes (numpy HWC, PIL, path) or None per sample;
+        texts: list of str or None. Either list may be None (that side missing for every sample), but each
+        sample needs at least one of the two.
+        """
+        from fuselip.data.collate import side_sequences
+        images, texts = _check_sides(images, texts)
+        out = []
+        for start in range(0, len(texts), batch_size):
+            chunk_images, chunk_texts = images[start:start + batch_size], texts[start:start + batch_size]
+            sequences = side_sequences(chunk_images, chunk_texts, self.token_cache(), self.config.context_length)
+            out.append(self.encode_ids(vocab.pad_sequences(sequences)).cpu())
+        return torch.cat(out)                                                   # (B, D)
+
+    def _check_kept(self, ids: torch.Tensor) -> None:
+        if self.compacted and not self._warned_unkept and not bool(self.token_seen[ids].all()):
+            missing = sorted(set(ids[~self.token_seen[ids]].tolist()))[:10]
+            warnings.warn(f"token ids {missing} never occurred in training; this compacted checkpoint stores their "
+                          f"(untrained) embedding rows as zeros (see fuselip/model.py)", stacklevel=3)
+            self._warned_unkept = True
+
+    # ------------------------------------------------------------------------------------------
+    # checkpoints
+
+    def config_dict(self) -> dict:
+        return {"encoder": to_dict(self.config), "tokenizer": to_dict(self.tokenizer.config),
+                "tokenizer_checkpoint": self.tokenizer_checkpoint}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FuseLIP":
+        """Builds the architecture (weights come from import_tensors); extra keys (e.g. "run") are ignored."""
+        from fuselip.tokenizers import build_tokenizer
+        for key in ("encoder", "tokenizer"):
+            if key not in config:
+                raise CheckpointError(f"fuselip config has no {key!r} section")
+        encoder = from_dict(EncoderConfig, config["encoder"], "encoder")
+        tokenizer = build_tokenizer(from_dict(TokenizerConfig, config["tokenizer"], "tokenizer"))
+        return cls(encoder, tokenizer, config.get("tokenizer_checkpoint", ""))
+
+    def export_tensors(self) -> dict[str, torch.Tensor]:
+        """The weights with the token table compacted to the rows of ids seen in training (+ the tokenizer's
+        own export, prefixed `tokenizer.`)."""
+        skip = ("token_embedding.weight", "token_seen")
+        state = {k: v for k, v in self.state_dict().items() if k not in skip and not k.startswith("tokenizer.")}
+        kept = self._seen_ids()
+        state["token_embedding.kept_ids"] = kept.cpu()
+        state["token_embedding.kept_rows"] = self.token_embedding.weight.detach()[kept].cpu()
+        tokenizer = self.tokenizer.export_tensors() if hasattr(self.tokenizer, "export_tensors") \
+            else self.tokenizer.state_dict()
+        state.update({f"tokenizer.{k}": v for k, v in tokenizer.items()})
+        return state
+
+    def import_tensors(self, tensors: dict[str, torch.Tensor], where: str = "") -> None:
+        """Loads a compacted (export_tensors) or a full (state_dict) set of tensors."""
+        tensors = dict(tensors)
+        tokenizer = {k[len("tokenizer."):]: tensors.pop(k) for k in list(tensors) if k.startswith("tokenizer.")}
+        compacted = "token_embedding.kept_ids" in tensors
+        if compacted:
+            kept = tensors.pop("token_embedding.kept_ids").long()
+            rows = tensors.pop("token_embedding.kept_rows")
+            if rows.shape != (len(kept), self.config.width) or (len(kept) and int(kept.max()) >= self.vocab_size):
+                raise CheckpointError(f"{where}: token_embedding.kept_rows {tuple(rows.shape)} / kept_ids do not fit "
+                                      f"a {self.vocab_size} x {self.config.width} token table")
+            table = torch.zeros(self.vocab_size, self.config.width, dtype=rows.dtype)
+            table[kept] = rows
+            seen = torch.zeros(self.vocab_size, dtype=torch.bool)
+            seen[kept] = True
+            tensors["token_embedding.weight"] = table
+            tensors["token_seen"] = seen
+        own = {k: v for k, v in self.state_dict().items() if not k.startswith("tokenizer.")}
+        check_state_dict(own, tensors, where)
+        self.load_state_dict(tensors, strict=False)
+        if hasattr(self.tokenizer, "import_tensors") and compacted:
+            self.tokenizer.import_tensors(tokenizer, where=f"{where} (tokenizer.*)")
+        else:
+            check_state_dict(self.tokenizer.state_dict(), tokenizer, f"{where} (tokenizer.*)")
+            self.tokenizer.load_state_dict(tokenizer)
+        self.compacted = compacted
+        self._token_cache = None
+
+
+def _check_sides(images, texts) -> tuple[list, list]:
+    if images is None and texts is None:
+        raise ValueError("encode needs images, texts, or both")
+    n = len(images) if images is not None else len(texts)
+    images = list(images) if images is not None else [None] * n
+    texts = list(texts) if texts is not None else [None] * n
+    if len(images) != len(texts):
+        raise ValueError(f"encode got {len(images)} images but {len(texts)} texts; pass None for a missing side")
+    for i, (image, text) in enumerate(zip(images, texts)):
+        if image is None and not text:
+            raise ValueError(f"sample {i} has neither an image nor a text")
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"texts[{i}] must be a str or None, got {type(text).__name__}")
+    return images, texts
+
+
+def build_fuselip(config: RunConfig, tokenizer: nn.Module | None = None) -> FuseLIP:
+    """A FuseLIP for a run: the frozen tokenizer from `config.tokenizer_checkpoint` when that folder exists,
+    otherwise a fresh (untrained) tokenizer built from `config.tokenizer` (with a warning)."""
+    from pathlib import Path
+
+    from fuselip.checkpoint import load_model
+    from fuselip.tokenizers import build_tokenizer
+    if tokenizer is None:
+        path = Path(config.tokenizer_checkpoint) if config.tokenizer_checkpoint else None
+        if path is not None and path.exists():
+            tokenizer = load_model(path)
+        else:
+            if path is not None:
+                warnings.warn(f"tokenizer checkpoint {path} not found: using an untrained tokenizer", stacklevel=2)
+            tokenizer = build_tokenizer(config.tokenizer)
+    return FuseLIP(config.encoder, tokenizer, config.tokenizer_checkpoint)

@@ -1,0 +1,89 @@
+"""The training engine: decay groups, schedule, group sampler, exact resume, DDP == single process."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+import fuselip_helpers as H
+from fuselip import engine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_weight_decay_groups_follow_the_paper():
+    model = H.model()
+    decayed = {name for name, _, d in engine.trainable_parameters(model) if d}
+    assert {"token_embedding.weight", "positional_embedding", "blocks.0.qkv.weight", "blocks.1.fc_out.weight",
+            "mmm_dense.weight"} <= decayed
+    assert not any("ln" in n or n.endswith("bias") or "logit" in n for n in decayed), decayed
+    assert not any(n.startswith("tokenizer.") for n, _, _ in engine.trainable_parameters(model))  # frozen
+
+
+def test_learning_rate_warmup_then_cosine():
+    cfg = H.run_config(steps=100)
+    cfg.train.warmup_steps = 10
+    lrs = [engine.learning_rate(s, cfg) for s in range(100)]
+    assert lrs[9] == cfg.train.lr and lrs[0] == cfg.train.lr / 10
+    assert all(a < b for a, b in zip(lrs[:9], lrs[1:10])) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] < 1e-3 * cfg.train.lr
+
+
+def test_group_sampler_keeps_groups_together_and_is_deterministic():
+    group_ids = [g for g in range(300) for _ in range(1 + g % 5)]  # groups of 1..5 pairs
+    sampler = engine.GroupBatchSampler(group_ids, batch_size=32, seed=3)
+    batches = sampler.epoch(0)
+    assert all(len(b) == 32 for b in batches)
+    assert len({i for b in batches for i in b}) == sum(len(b) for b in batches)  # no pair twice in an epoch
+    assert sum(len(b) for b in batches) > 0.9 * len(group_ids)
+    where = {i: k for k, b in enumerate(batches) for i in b}
+    split = sum(len({where.get(i) for i in g if i in where}) > 1 for g in engine.contiguous_groups(group_ids))
+    assert split == sampler.split_groups and split <= 3
+    assert batches == engine.GroupBatchSampler(group_ids, 32, 3).epoch(0)
+    assert batches != sampler.epoch(1) and batches != engine.GroupBatchSampler(group_ids, 32, 4).epoch(0)
+
+
+def test_logit_scale_is_clamped_after_a_step(tmp_path):
+    model = H.model()
+    with torch.no_grad():
+        model.logit_scale.fill_(9.0)
+    cfg = H.run_config(steps=1)
+    engine.train(model, cfg, H.pairs(12), out_dir=tmp_path, progress=False)
+    assert model.logit_scale.detach() <= torch.tensor(cfg.encoder.max_logit_scale)  # (float32 rounding)
+
+
+def test_resume_is_exact(tmp_path):
+    cfg = H.run_config(steps=6, batch=8)  # bf16 autocast, MMM on: the full training step
+    pairs = H.pairs(20)
+    straight = H.model()
+    summary = engine.train(straight, cfg, pairs, out_dir=tmp_path / "a", progress=False)
+    assert summary["step"] == 6 and summary["last"]["mmm"] > 0
+    first = H.model()
+    engine.train(first, cfg, pairs, out_dir=tmp_path / "b", progress=False, stop_at=3)
+    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), straight.state_dict().values()))
+    resumed = H.model(seed=7)  # a different init: everything must come from the checkpoint
+    engine.train(resumed, cfg, pairs, out_dir=tmp_path / "b", progress=False, resume=True)
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different
+
+
+def test_torchrun_two_processes_equal_one_process(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from ddp_step import one_step
+    single = one_step(str(tmp_path / "single"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "ddp"
+    out.mkdir()
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(ROOT / "tests" / "ddp_step.py"), str(out)], env=env, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = load_file(str(out / "step.safetensors"))
+    assert single.keys() == ddp.keys()
+    assert single["loss.mmm"] > 0
+    for key in single:
+        torch.testing.assert_close(ddp[key].double(), single[key].double(), atol=1e-5, rtol=1e-5, msg=key)

@@ -1,0 +1,156 @@
+"""FuseLIP: the encode contract, padding invariance, the attention switch, the tied MMM head, compaction."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import fuselip_helpers as H
+from fuselip import vocab
+from fuselip.checkpoint import load_model, save_model
+from fuselip.config import load_preset
+from fuselip.data.collate import collate_pairs
+from fuselip.model import FuseLIP, build_fuselip
+
+
+@pytest.fixture(scope="module")
+def model():
+    return H.model().eval()
+
+
+def test_encode_contract(model):
+    ims = H.images(3)
+    out = model.encode(images=[ims[0], None, ims[1], ims[2]], texts=["red circle", "blue square", None, ""])
+    assert out.shape == (4, model.embed_dim) and out.dtype == torch.float32
+    assert torch.allclose(out.norm(dim=1), torch.ones(4), atol=1e-5)
+    # image alone == image with the empty text (both are [img…, sot, eot])
+    assert torch.allclose(out[2], model.encode(images=[ims[1]])[0], atol=1e-6)
+    assert torch.allclose(out[1], model.encode(texts=["blue square"])[0], atol=1e-6)
+    # one sample's embedding does not depend on the others in its batch
+    assert torch.allclose(out[0], model.encode(images=[ims[0]], texts=["red circle"])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="sample 1 has neither"):
+        model.encode(images=[ims[0], None], texts=["a", None])
+    with pytest.raises(ValueError, match="images, texts, or both"):
+        model.encode()
+    with pytest.raises(ValueError, match="2 images but 3 texts"):
+        model.encode(images=ims[:2], texts=["a", "b", "c"])
+
+
+def test_sequence_layout_image_first_then_sot_text_eot(model):
+    pairs = H.pairs(4)
+    batch = collate_pairs(pairs, model.token_cache(), model.config.context_length)
+    row = batch["left_ids"][1].tolist()
+    n = model.tokenizer.num_tokens
+    assert all(i >= vocab.IMAGE_OFFSET for i in row[:n]) and row[n] == vocab.SOT
+    assert vocab.EOT in row and all(i == vocab.PAD for i in row[row.index(vocab.EOT) + 1:])
+
+
+def test_padding_never_changes_an_embedding(model):
+    ids = torch.tensor(vocab.build_sequence([3, 1, 4, 1, 5, 9], [320, 1929, 2368], model.config.context_length))
+    short = vocab.pad_sequences([ids.tolist()])
+    long = torch.cat([short, torch.zeros(1, 9, dtype=torch.long)], dim=1)  # same input, 9 more pads
+    longer_companion = vocab.pad_sequences([ids.tolist(), list(range(1, 20)) + [vocab.EOT]])
+    a, b, c = model.encode_ids(short), model.encode_ids(long), model.encode_ids(longer_companion)[:1]
+    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, c, atol=1e-6)
+    # "!" (BPE id 0) inside a text is a token, not padding
+    bang = vocab.pad_sequences([vocab.build_sequence(None, [320, 0, 0], 32)])
+    assert not torch.allclose(model.encode_ids(bang), model.encode_ids(vocab.pad_sequences(
+        [vocab.build_sequence(None, [320], 32)])), atol=1e-4)
+
+
+def test_attention_switch(model):
+    seqs = [vocab.build_sequence([1, 2, 3, 4], [320, 321], 32), vocab.build_sequence(None, [400], 32)]
+    ids = vocab.pad_sequences(seqs)
+    fast = model.encode_ids(ids)
+    slow, attentions = model.encode_ids(ids, return_attention=True)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    B, T = ids.shape
+    assert len(attentions) == model.config.layers
+    for weights in attentions:
+        assert weights.shape == (B, model.config.heads, T, T)
+        assert torch.allclose(weights.sum(-1), torch.ones(B, model.config.heads, T), atol=1e-5)
+        assert (weights[1, :, :, len(seqs[1]):] == 0).all()  # padded keys get exactly 0
+        assert (weights[1, :, :, :len(seqs[1])] > 0).all()
+
+
+def test_mmm_head_is_tied_to_the_token_embedding():
+    m = H.model().train()
+    V, D = m.vocab_size, m.config.width
+    big = [name for name, p in m.named_parameters() if p.shape == (V, D)]
+    assert big == ["token_embedding.weight"], big  # no separate output matrix
+    h = torch.randn(5, D)
+    z = m.mmm_ln(torch.nn.functional.gelu(m.mmm_dense(h)))
+    assert torch.allclose(m.mmm_logits(h), z @ m.token_embedding.weight.T + m.mmm_bias, atol=1e-5)
+    # a gradient of the MMM loss reaches the embedding rows of ids that were never inputs (full vocab)
+    batch = collate_pairs(H.pairs(6), m.token_cache(), m.config.context_length)
+    _, _, aux = m.forward_pairs(batch, torch.Generator().manual_seed(0))
+    total, count = aux["mmm"]
+    assert count > 0
+    (total / count).backward()
+    unseen = vocab.IMAGE_OFFSET - 5
+    assert m.token_embedding.weight.grad[unseen].abs().sum() > 0
+
+
+def test_mmm_reads_pre_layernorm_states_and_the_same_pass_gives_embeddings():
+    m = H.model().train()
+    batch = collate_pairs(H.pairs(6), m.token_cache(), m.config.context_length)
+    left, right, aux = m.forward_pairs(batch, torch.Generator().manual_seed(0))
+    # masked embeddings differ from clean ones (the contrastive embedding comes from the masked pass)
+    clean = m.eval().encode_ids(batch["left_ids"])
+    assert not torch.allclose(left, clean, atol=1e-4)
+    assert torch.allclose(left.norm(dim=1), torch.ones(len(left)), atol=1e-5)
+
+
+def test_seen_vocab_mmm_matches_targets():
+    m = H.model(mmm_vocab="seen").train()
+    pairs = H.pairs(6)
+    m.prepare(pairs)
+    batch = collate_pairs(pairs, m.token_cache(), m.config.context_length)
+    _, _, aux = m.forward_pairs(batch, torch.Generator().manual_seed(0))
+    total, count = aux["mmm"]
+    (total / count).backward()
+    unseen = (~m.token_seen).nonzero()[:, 0]
+    assert m.token_embedding.weight.grad[unseen].abs().sum() == 0  # rows never in the data get no gradient
+    assert int(m.token_seen.sum()) < 200
+
+
+def test_compacted_checkpoint_reproduces_embeddings_exactly(tmp_path):
+    m = H.model()
+    pairs = H.pairs(10)
+    m.prepare(pairs)
+    with torch.no_grad():  # make the table unlike its init, everywhere
+        m.token_embedding.weight.add_(torch.randn_like(m.token_embedding.weight))
+    m.eval()
+    batch = collate_pairs(pairs, m.token_cache(), m.config.context_length)
+    before = torch.cat([m.encode_ids(batch["left_ids"]), m.encode_ids(batch["right_ids"])])
+    save_model(m, tmp_path / "ck")
+    full_bytes = sum(v.numel() * v.element_size() for v in m.state_dict().values())
+    file_bytes = (tmp_path / "ck" / "model.safetensors").stat().st_size
+    assert file_bytes < full_bytes / 5, (file_bytes, full_bytes)
+    loaded = load_model(tmp_path / "ck")
+    assert isinstance(loaded, FuseLIP) and loaded.compacted
+    batch2 = collate_pairs(pairs, loaded.token_cache(), loaded.config.context_length)
+    assert torch.equal(batch["left_ids"], batch2["left_ids"])  # the tokenizer came back too
+    after = torch.cat([loaded.encode_ids(batch2["left_ids"]), loaded.encode_ids(batch2["right_ids"])])
+    assert torch.equal(before, after)
+    raw = loaded.encode(images=[pairs[0].left.image], texts=[pairs[1].left.text])
+    assert torch.equal(raw, m.encode(images=[pairs[0].left.image], texts=[pairs[1].left.text]))
+    with pytest.warns(UserWarning, match="never occurred in training"):
+        loaded.encode(texts=["zebra xylophone"])
+
+
+def test_presets_build(recwarn):
+    for name in ("tiny", "tiny-titok"):
+        cfg = load_preset("fuselip", name)
+        cfg.tokenizer_checkpoint = ""
+        m = build_fuselip(cfg)
+        assert m.config.width == 256 and m.config.layers == 4 and m.tokenizer.config.kind == cfg.tokenizer.kind
+    for name, width in (("small", 384), ("base", 512)):
+        cfg = load_preset("fuselip", name)
+        cfg.tokenizer_checkpoint = "checkpoints/does-not-exist"
+        with torch.device("meta"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = build_fuselip(cfg)
+        assert any("untrained tokenizer" in str(w.message) for w in caught)
+        assert m.config.width == width and m.config.context_length == 180
+        assert m.tokenizer.num_tokens == 128 and m.vocab_size == vocab.IMAGE_OFFSET + cfg.tokenizer.codebook_size
