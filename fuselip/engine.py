@@ -445,12 +445,16 @@ def train(model: nn.Module, run_config: RunConfig, pairs_train: Sequence, val_fn
           out_dir: str | Path | None = None, resume: bool = False, stop_at: int | None = None,
           progress: bool = True, extra_config: dict | None = None) -> dict:
     """Trains `model` on `pairs_train`; returns a summary (steps, wall time, pairs/s, last losses, last val)."""
-    trainer = Trainer(model, run_config, pairs_train, val_fn=val_fn, out_dir=out_dir, progress=progress,
-                      extra_config=extra_config)
-    if resume and (trainer.out_dir / CHECKPOINT_DIR).exists():
-        trainer.load_checkpoint()
-    trainer.prepare()
-    summary = trainer.run(stop_at=stop_at)
+    threads = torch.get_num_threads()
+    try:
+        trainer = Trainer(model, run_config, pairs_train, val_fn=val_fn, out_dir=out_dir, progress=progress,
+                          extra_config=extra_config)
+        if resume and (trainer.out_dir / CHECKPOINT_DIR).exists():
+            trainer.load_checkpoint()
+        trainer.prepare()
+        summary = trainer.run(stop_at=stop_at)
+    finally:
+        torch.set_num_threads(threads)  # train.threads applies to this run only
     summary["history"] = trainer.history
     return summary
 

@@ -32,6 +32,7 @@ def run_config(steps: int = 4, batch: int = 8, **train) -> RunConfig:
     cfg.encoder = EncoderConfig(**ENCODER)
     cfg.train.batch_size, cfg.train.steps, cfg.train.warmup_steps = batch, steps, 2
     cfg.train.log_every, cfg.train.val_every, cfg.train.checkpoint_every = 1, 0, 0
+    cfg.train.threads = 1  # tiny tensors: more threads only wait on each other on a busy machine
     for key, value in train.items():
         setattr(cfg.train, key, value)
     return cfg
