@@ -17,8 +17,9 @@ own modality alone; the two vectors meet only at the end (*late fusion*):
 Both follow the engine protocol of fuselip/model.py: `prepare(pairs)`, `collate(pairs)`,
 `forward_pairs(batch)`, `logit_scale`/`logit_bias`, `encode(images, texts)`, `config_dict()` / `from_config()`,
 and the same checkpoint compaction as FuseLIP (fuselip.checkpoint.compact_rows / expand_rows): `prepare`
-records every text id of the training set in the buffer `token_seen`, and `export_tensors` keeps only
-those rows of the 49,408-row text table (the others never met any training input; they load as zeros).
+records every text id of the training set in the buffer `token_seen` and zeroes every other row, and
+`export_tensors` keeps only the seen rows of the 49,408-row text table (the others are zeros, and load as
+zeros), so a shipped checkpoint embeds even never-seen words bit-identically to the trained model.
 An empty text (`""` or None) counts as a missing text side: CLIP has no meaning for "no words", and the
 data contract writes an image-only side as `Side(image, "")`.
 
@@ -41,9 +42,10 @@ from open_clip.transformer import LayerNorm, Transformer
 from torch import nn
 
 from fuselip import vocab
-from fuselip.checkpoint import check_state_dict, compact_rows, expand_rows, register
-from fuselip.config import EncoderConfig, from_dict, to_dict
-from fuselip.data.types import Pair, Side, image_key
+from fuselip.checkpoint import CheckpointError, check_state_dict, compact_rows, expand_rows, register
+from fuselip.config import EncoderConfig, RunConfig, from_dict, to_dict
+from fuselip.data.collate import content_key
+from fuselip.data.types import Pair, image_key
 from fuselip.images import preprocess
 from fuselip.text import default_tokenizer
 
@@ -101,14 +103,6 @@ def side_tensors(images: Sequence[np.ndarray | None], texts: Sequence[str | None
             f"{prefix}_image_index": torch.tensor(image_index, dtype=torch.long),
             f"{prefix}_text_ids": text_ids,
             f"{prefix}_text_index": torch.tensor(text_index, dtype=torch.long)}
-
-
-def duplicate_mask(sides: Sequence[Side]) -> torch.Tensor:
-    """(B, B) bool: True where two sides have identical content (both count as positives)."""
-    keys = [s.key() for s in sides]
-    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-    rows = torch.tensor([ids[k] for k in keys])
-    return rows[:, None] == rows[None, :]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,17 +200,24 @@ class LateFusionSigLIP(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "LateFusionSigLIP":
-        unknown = sorted(set(config) - {"encoder", "image_size"})
-        if unknown:
-            raise ValueError(f"{cls.__name__} config: unknown key(s) {', '.join(unknown)}")
+        """Builds the architecture (weights come from import_tensors); extra keys (e.g. "run") are ignored."""
+        for key in ("encoder", "image_size"):
+            if key not in config:
+                raise CheckpointError(f"{cls.checkpoint_kind} config has no {key!r} entry")
         return cls(from_dict(EncoderConfig, config["encoder"], "encoder"), int(config["image_size"]))
 
     def prepare(self, pairs: Sequence[Pair]) -> None:
-        """Called once by the engine with the whole training set: records every text id it contains."""
+        """Called once by the engine with the whole training set: records every text id it contains, and
+        sets the table rows of all other ids to zero. Those rows get no gradient (an embedding row moves only
+        when its id is looked up) and weight decay keeps zero at zero, so they stay zero: the compacted
+        checkpoint (zeros for rows not kept) then embeds a never-seen word (e.g. a held-out emoji's name in
+        the test split) exactly like the model in memory did, instead of by a random row that was dropped."""
         tokenizer = default_tokenizer()
         texts = {side.text for p in pairs for side in (p.left, p.right) if side.text}
         ids = sorted({i for text in texts for i in tokenizer.encode(text)})
         self.token_seen[torch.tensor(ids, dtype=torch.long)] = True
+        with torch.no_grad():
+            self.clip.token_embedding.weight[~self.token_seen.to(self.clip.token_embedding.weight.device)] = 0.0
 
     def collate(self, pairs: Sequence[Pair]) -> dict[str, torch.Tensor]:
         batch = {}
@@ -224,7 +225,9 @@ class LateFusionSigLIP(nn.Module):
             sides = [getattr(p, name) for p in pairs]
             batch.update(side_tensors([s.image for s in sides], [_text_or_none(s.text) for s in sides],
                                       self.context_length, name))
-        batch["right_dup"] = duplicate_mask([p.right for p in pairs])
+        right_key = torch.tensor([content_key(p.right) for p in pairs], dtype=torch.long)  # (B,)
+        batch["right_key"] = right_key  # identical right sides are positives of each other (engine, DDP)
+        batch["right_dup"] = right_key[:, None] == right_key[None, :]  # (B, B)
         return batch
 
     def forward_pairs(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None):
@@ -356,7 +359,15 @@ def effective_parameters(model: nn.Module) -> int:
 BASELINES = {"siglip-sf": ScoreFusionSigLIP, "siglip-mlf": MagicLensFusionSigLIP}
 
 
-def build_baseline(encoder: EncoderConfig, image_size: int) -> LateFusionSigLIP:
+def build_baseline(config: RunConfig | EncoderConfig, image_size: int | None = None) -> LateFusionSigLIP:
+    """The baseline named by `encoder.kind` ("siglip-sf" | "siglip-mlf"), for a run config (image size from
+    `data.image_size`) or for an encoder config and an explicit image size."""
+    if isinstance(config, RunConfig):
+        encoder, image_size = config.encoder, image_size or config.data.image_size
+    else:
+        encoder = config
+        if image_size is None:
+            raise ValueError("build_baseline(EncoderConfig) needs the image_size")
     if encoder.kind not in BASELINES:
         raise ValueError(f"encoder.kind={encoder.kind!r} is not a late-fusion baseline; "
                          f"choose one of {', '.join(BASELINES)}")

@@ -38,6 +38,7 @@ WORLDS = ("shapes", "emoji")
 RETRIEVAL = "retrieval"
 RETRIEVAL_SOURCE = "caption"   # the task whose items form the retrieval gallery
 ENCODE_BATCH = 256             # sides per model.encode call
+SLICE_ITEMS = 8                # items per (world, task) of the reproducibility slice kept in metrics.json
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +215,23 @@ def flat_metrics(results: dict, prefix: str = "") -> dict[str, float]:
             for kind, sub in entry["kinds"].items():
                 flat[f"{prefix}{world}/{task}/{kind}"] = sub["top1"]
     return flat
+
+
+def model_image_size(model) -> int:
+    """The pixel size a model reads: a baseline's `image_size`, or FuseLIP's tokenizer's."""
+    if hasattr(model, "image_size"):
+        return int(model.image_size)
+    return int(model.tokenizer.config.image_size)
+
+
+def measure_slice(model, split: str = "test", seed: int = 0, worlds: Sequence[str] = WORLDS,
+                  n_items: int = SLICE_ITEMS) -> dict:
+    """A small fixed slice of the benchmark, stored in a shipped checkpoint's metrics.json
+    ("benchmark_slice") and re-measured by the tests: {"settings": …, "results": flat_metrics}."""
+    settings = {"split": split, "seed": seed, "worlds": list(worlds), "n_items": n_items}
+    results = evaluate(model, split=split, seed=seed, worlds=worlds, n_items=n_items,
+                       image_size=model_image_size(model))
+    return {"settings": settings, "results": flat_metrics(results)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -170,3 +170,74 @@ def test_effective_parameters_count_only_seen_rows():
     model.prepare(pairs_batch())
     added = int(model.token_seen.sum()) - 2
     assert effective_parameters(model) == before + added * SMALL["width"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the tiny presets: same training as FuseLIP-tiny, parameter counts within ±15 % of it
+
+
+def test_tiny_baselines_train_exactly_like_fuselip_tiny():
+    from fuselip.tokenizers import build_tokenizer
+
+    fuselip = load_preset("fuselip", "tiny")
+    image_tokens = build_tokenizer(fuselip.tokenizer).num_tokens  # 8 x 8 grid codes
+    for name in ("tiny-sf", "tiny-mlf"):
+        baseline = load_preset("baseline", name)
+        assert baseline.data == fuselip.data, name  # same worlds, task mixture, training set, seed
+        assert {**vars(baseline.train), "out_dir": ""} == {**vars(fuselip.train), "out_dir": ""}, name
+        # a text is cut at the same token: FuseLIP's context holds the image tokens too
+        assert baseline.encoder.context_length == fuselip.encoder.context_length - image_tokens, name
+
+
+def test_tiny_baselines_have_fuselip_tiny_parameter_count_within_15_percent():
+    """Counted as trainable parameters that data can reach (effective_parameters): the rows of the token
+    tables for ids the training data contains (measured on 2,000 real training pairs: the text vocabulary
+    of both worlds saturates at ~420 BPE ids), plus for FuseLIP every image code of the codebook (an upper
+    bound: a trained tokenizer uses most of them). FuseLIP's frozen image tokenizer is not counted."""
+    import warnings
+
+    from fuselip.data.tasks import sample_pairs
+    from fuselip.model import build_fuselip
+    from fuselip.text import default_tokenizer
+
+    config = load_preset("fuselip", "tiny")
+    pairs = sample_pairs(config.data, "train", 2000, config.data.seed)
+    texts = {side.text for p in pairs for side in (p.left, p.right) if side.text}
+    text_ids = sorted({i for t in texts for i in default_tokenizer().encode(t)})
+    assert 300 < len(text_ids) < 2000
+
+    config.tokenizer_checkpoint = ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fuselip = build_fuselip(config)
+    fuselip.mark_seen(torch.tensor(text_ids))
+    fuselip.mark_seen(torch.arange(vocab.IMAGE_OFFSET, fuselip.vocab_size))
+    reference = effective_parameters(fuselip)
+    assert 3_000_000 < reference < 4_500_000
+
+    for name in ("tiny-sf", "tiny-mlf"):
+        baseline = build_baseline(load_preset("baseline", name))
+        baseline.prepare(pairs)
+        assert int(baseline.token_seen.sum()) == len(text_ids) + 2  # + sot, eot
+        ratio = effective_parameters(baseline) / reference
+        assert 0.85 <= ratio <= 1.15, f"{name}: {effective_parameters(baseline)} vs FuseLIP-tiny {reference}"
+
+
+def test_unseen_text_rows_stay_zero_in_training_so_the_compact_checkpoint_is_exact(tmp_path):
+    model = small("siglip-sf").train()
+    pairs = pairs_batch()
+    model.prepare(pairs)
+    table = model.clip.token_embedding.weight
+    assert table[~model.token_seen].abs().sum() == 0
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    for _ in range(2):
+        left, right, _ = model.forward_pairs(model.collate(pairs))
+        siglip_loss(left, right, model.logit_scale, model.logit_bias).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert table[~model.token_seen].abs().sum() == 0 and table[model.token_seen].abs().sum() > 0
+    loaded = load_model(save_model(model.eval(), tmp_path / "sf"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        unseen = ["a zebra juggling", "caption number 3 and a zebra"]
+        torch.testing.assert_close(loaded.encode(texts=unseen), model.encode(texts=unseen), atol=0, rtol=0)
