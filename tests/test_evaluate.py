@@ -11,6 +11,15 @@ from fuselip.data.types import EvalItem, Side
 DIM = 8
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: more threads only spin-wait on each other on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def image(value: int) -> np.ndarray:
     """A tiny solid image whose content (and so its key) is `value`."""
     return np.full((4, 4, 3), value, dtype=np.uint8)

@@ -8,12 +8,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fuselip import evaluate as ev
 from fuselip.checkpoint import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["caption", "position", "tgit"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: more threads only spin-wait on each other on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run(script: str, *args: str, capsys=None) -> str:
@@ -34,6 +44,7 @@ def test_train_baseline_then_evaluate_and_compare(tmp_path, capsys, monkeypatch)
     ship = tmp_path / "siglip-mlf-tiny"
     run("train/train_baseline.py", "--preset", "tiny-mlf", "--train.steps=3", "--train.batch_size=16",
         "--train.warmup_steps=1", "--data.train_pairs=48", "--data.val_items=1", "--train.checkpoint_every=0",
+        "--train.threads=1",
         '--data.worlds=["shapes"]', "--data.world_weights=[1.0]",
         f"--train.out_dir={tmp_path / 'run'}", "--cache-dir", "", "--ship", str(ship))
     metrics = json.loads((ship / "metrics.json").read_text())
