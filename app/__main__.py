@@ -53,13 +53,13 @@ def main() -> None:
         raise loader.error
     demo = loader.demo
 
-    from app.ui import build
+    from app.ui import CSS, build
     blocks = build(demo)
     host = os.environ.get("FUSELIP_APP_HOST", DEFAULT_HOST)
     port = int(os.environ.get("FUSELIP_APP_PORT") or os.environ.get("GRADIO_SERVER_PORT") or DEFAULT_PORT)
     blocks.queue(default_concurrency_limit=1)
     blocks.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=True, quiet=True,
-                  prevent_thread_lock=True, footer_links=["api"])
+                  prevent_thread_lock=True, footer_links=["api"], css=CSS)
     print(f"FuseLIP demo serving on http://{host}:{port} (cold start {time.perf_counter() - started:.1f} s)",
           flush=True)
     threading.Thread(target=demo.warm_up, name="warm-up", daemon=True).start()

@@ -2,14 +2,20 @@
 
 Every handler is `guarded`: a DemoError (bad input, missing model) becomes a gr.Error toast with its message,
 any other exception becomes a gr.Error naming it (the server keeps running), and the notes a view returns
-(odd but usable input) become gr.Warning toasts plus a line under the inputs.
+(odd but usable input) become gr.Warning toasts plus a line under the inputs. Events run with
+preprocess=False (see `image_input`): handlers receive raw values (the image as an uploaded-file dict).
 API names (for gradio_client): /tokens, /attention, /retrieve, /vqa, /status.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import logging
+import os
+import tempfile
 import traceback
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -18,34 +24,56 @@ from fuselip.demo import Demo, DemoError
 
 log = logging.getLogger("fuselip.app")
 
+CSS = """
+.pixelated img { image-rendering: pixelated; }
+.pixelated img:not([class*=icon]) { width: 100%; height: 100%; object-fit: contain; }
+"""
 GALLERIES = {"benchmark images": "images", "benchmark answers (texts)": "answers", "my folder": "folder"}
+
+
+def gallery_for(task: str) -> str:
+    """The gallery a benchmark query of `task` is searched in (VQA targets are answers, the rest images)."""
+    return "benchmark answers (texts)" if task == "vqa" else "benchmark images"
 INTRO = """# FuseLIP, early fusion, in small
 One transformer reads **image tokens and text tokens together** ([FuseLIP](https://arxiv.org/abs/2506.03096)).
 Tabs: how an image becomes tokens · how text and image tokens attend to each other · what a fused
 (image + text) query retrieves under early fusion (FuseLIP) vs late fusion (SigLIP SF / MLF) · VQA answers ranked."""
 
 
-class SafeImage(gr.Image):
-    """gr.Image whose upload errors (a file that is not an image) become a readable gr.Error."""
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error:
-            raise
-        except Exception as e:
-            name = getattr(payload, "orig_name", None) or "the uploaded file"
-            raise gr.Error(f"{name} is not an image this app can read ({type(e).__name__}). "
-                           f"Upload a PNG, JPEG, WebP, GIF, BMP or TIFF picture.") from None
+def image_input(label: str) -> gr.Image:
+    """An upload box. Its events run with preprocess=False: the handler gets the uploaded file as is and
+    fuselip.demo.read_image decides what is usable, so a file that is not an image gets a readable message
+    (Gradio's own preprocessing would fail first, with a generic one)."""
+    return gr.Image(label=label, type="filepath", image_mode=None, format="png", height=224,
+                    sources=["upload", "clipboard"], elem_classes=["pixelated"])
 
 
-def image_input(label: str) -> SafeImage:
-    return SafeImage(label=label, type="filepath", image_mode=None, format="png", height=224,
-                     sources=["upload", "clipboard"])
+def picture(label: str, height: int = 224, elem_id: str | None = None) -> gr.Image:
+    return gr.Image(label=label, format="png", interactive=False, height=height, elem_id=elem_id)
 
 
-def picture(label: str, height: int = 224) -> gr.Image:
-    return gr.Image(label=label, format="png", interactive=False, height=height)
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "fuselip-app"
+
+
+def as_file(image) -> str:
+    """A picture (uint8 array) -> path of a PNG named by its content, written once and atomically.
+
+    Handlers return paths rather than arrays: Gradio re-writes an array's cache file on every request
+    (truncate, then write), so a client still downloading the same picture from an earlier request can get
+    a truncated file (seen with 20 concurrent identical queries); a path is copied atomically, once.
+    """
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    path = OUTPUT_DIR / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.exists():
+        OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=OUTPUT_DIR, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return str(path)
 
 
 def guarded(fn):
@@ -105,32 +133,34 @@ def _tokens_tab(demo: Demo) -> None:
         with gr.Column(scale=1):
             tokenizer = gr.Dropdown(names, value=names[0] if names else None, label="tokenizer")
             image = image_input("image")
-            run = gr.Button("Tokenize", variant="primary")
+            run = gr.Button("Tokenize", variant="primary", elem_id="tokens-run")
             notes = gr.Markdown()
+            scenes = demo.benchmark.scenes()
+            gr.Examples([[img] for img, _ in scenes], inputs=[image], label="test scenes of both worlds",
+                        examples_per_page=len(scenes), elem_id="tokens-examples")
         with gr.Column(scale=2):
             summary = gr.Markdown()
             with gr.Row():
-                tokens = picture("tokens (code ids)")
+                tokens = picture("tokens (code ids)", elem_id="tokens-picture")
                 recon = picture("reconstruction: decode(encode(image))")
                 highlight = picture("tokens using the selected code")
             code = gr.Dropdown([], label="highlight a code", allow_custom_value=False)
-            influence = gr.Gallery(label="TiTok: influence of each token", columns=8, height=260, format="png",
-                                   visible=True)
-    scenes = demo.benchmark.scenes()
-    gr.Examples([[img] for img, _ in scenes], inputs=[image], example_labels=None, label="test scenes of both worlds",
-                examples_per_page=len(scenes))
+            influence = gr.Gallery(label="TiTok: influence of each token (pixels it changes when replaced)",
+                                   columns=8, height=300, format="png", visible=False)
 
     @guarded
     def tokens_handler(tokenizer_name, image_file, selected_code):
         view = demo.tokens(tokenizer_name, image_file, selected_code)
-        return (view.token_picture, view.reconstruction, view.highlight,
-                gr.update(choices=view.code_choices, value=view.selected), view.influence, view.summary,
+        return (as_file(view.token_picture), as_file(view.reconstruction), as_file(view.highlight),
+                gr.update(choices=view.code_choices, value=view.selected),
+                gr.update(value=[(as_file(m), c) for m, c in view.influence], visible=bool(view.influence)),
+                view.summary,
                 show_notes(view.notes))
 
     outputs = [tokens, recon, highlight, code, influence, summary, notes]
-    run.click(tokens_handler, [tokenizer, image, code], outputs, api_name="tokens")
-    code.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private")
-    tokenizer.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private")
+    run.click(tokens_handler, [tokenizer, image, code], outputs, api_name="tokens", preprocess=False)
+    code.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private", preprocess=False)
+    tokenizer.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private", preprocess=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,12 +180,17 @@ def _attention_tab(demo: Demo) -> None:
                 layer = gr.Dropdown(["mean"], value="mean", label="layer", allow_custom_value=True)
                 head = gr.Dropdown(["mean"], value="mean", label="head", allow_custom_value=True)
             token = gr.Dropdown([], label="text token", allow_custom_value=True)
-            run = gr.Button("Show attention", variant="primary")
+            run = gr.Button("Show attention", variant="primary", elem_id="attention-run")
             notes = gr.Markdown()
+            examples = demo.benchmark.attention_examples()
+            gr.Examples([[e.image, e.text, f"{e.task} · {e.world}"] for e in examples],
+                        inputs=[image, text, gr.Textbox(visible=False)], label="examples (test split)",
+                        examples_per_page=len(examples), elem_id="attention-examples")
         with gr.Column(scale=2):
             summary = gr.Markdown()
             with gr.Row():
-                heatmap = picture("attention of the text token over the image", height=260)
+                heatmap = picture("attention of the text token over the image", height=260,
+                                  elem_id="attention-heatmap")
                 shares = gr.LinePlot(x="layer", y="share", color="direction", y_lim=[0, 1], height=260,
                                      title="share of attention that crosses modalities", x_title="layer",
                                      y_title="share")
@@ -163,15 +198,11 @@ def _attention_tab(demo: Demo) -> None:
                                        title="image tokens' mean attention on each text token")
             per_token = gr.BarPlot(x="image token", y="attention", height=200, sort=None,
                                    title="TiTok: the text token's attention on each image token")
-    examples = demo.benchmark.examples(["caption", "position", "tgit", "vqa", "crop"], per_task=1)
-    gr.Examples([[e.image, e.text or "", f"{e.task} · {e.world}"] for e in examples],
-                inputs=[image, text, gr.Textbox(visible=False)], label="examples (test split)",
-                examples_per_page=len(examples))
 
     @guarded
     def attention_handler(model_name, image_file, text_value, layer_value, head_value, token_value):
         view = demo.attention(model_name, image_file, text_value, layer_value, head_value, token_value)
-        return (view.heatmap, gr.update(choices=view.token_choices, value=view.token),
+        return (as_file(view.heatmap), gr.update(choices=view.token_choices, value=view.token),
                 gr.update(choices=view.layer_choices), gr.update(choices=view.head_choices),
                 pd.DataFrame(view.shares, columns=["layer", "direction", "share"]),
                 pd.DataFrame(view.image_to_text, columns=["token", "attention"]),
@@ -180,10 +211,10 @@ def _attention_tab(demo: Demo) -> None:
 
     inputs = [model, image, text, layer, head, token]
     outputs = [heatmap, token, layer, head, shares, image_to_text, per_token, summary, notes]
-    run.click(attention_handler, inputs, outputs, api_name="attention")
-    text.submit(attention_handler, inputs, outputs, api_visibility="private")
+    run.click(attention_handler, inputs, outputs, api_name="attention", preprocess=False)
+    text.submit(attention_handler, inputs, outputs, api_visibility="private", preprocess=False)
     for control in (layer, head, token):
-        control.input(attention_handler, inputs, outputs, api_visibility="private")
+        control.input(attention_handler, inputs, outputs, api_visibility="private", preprocess=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,8 +233,12 @@ def _retrieval_tab(demo: Demo) -> None:
             gallery = gr.Radio(list(GALLERIES), value="benchmark images", label="search in")
             folder = gr.Textbox(label="my folder (path on this machine, for 'my folder')", max_lines=1)
             k = gr.Slider(1, 12, value=cfg.top_k, step=1, label="top-k")
-            run = gr.Button("Search", variant="primary")
+            run = gr.Button("Search", variant="primary", elem_id="retrieval-run")
             notes = gr.Markdown()
+            examples = demo.benchmark.examples(cfg.retrieval_tasks)
+            gr.Examples([[e.image, e.text, gallery_for(e.task), f"{e.task} · {e.world} · {e.kind}"] for e in examples],
+                        inputs=[image, text, gallery, gr.Textbox(visible=False)], label="queries from the test split",
+                        examples_per_page=len(examples), elem_id="retrieval-examples")
         with gr.Column(scale=3):
             summary = gr.Markdown()
             columns = []
@@ -211,13 +246,9 @@ def _retrieval_tab(demo: Demo) -> None:
                 for label, _ in demo.retrieval_models():
                     with gr.Column(min_width=200):
                         head = gr.Markdown(f"**{label}**")
-                        results = gr.Gallery(label=label, columns=2, height=520, format="png", object_fit="contain")
+                        results = gr.Gallery(label=label, columns=2, height=520, format="png", object_fit="contain",
+                                             elem_classes=["retrieval-results"])
                         columns += [head, results]
-    examples = demo.benchmark.examples(cfg.retrieval_tasks)
-    gr.Examples([[e.image, e.text, "benchmark answers (texts)" if e.task == "vqa" else "benchmark images",
-                  f"{e.task} · {e.world} · {e.kind}"] for e in examples],
-                inputs=[image, text, gallery, gr.Textbox(visible=False)], label="queries from the test split",
-                examples_per_page=len(examples))
 
     @guarded
     def retrieval_handler(image_file, text_value, gallery_value, k_value, folder_value):
@@ -226,13 +257,13 @@ def _retrieval_tab(demo: Demo) -> None:
         out = []
         for column in view.columns:
             rank = f" · correct item at rank **{column.correct_rank}**" if column.correct_rank else ""
-            out += [f"**{column.label}**{rank}  \n{column.message}", [(h.image, h.caption) for h in column.hits]]
+            out += [f"**{column.label}**{rank}  \n{column.message}", [(as_file(h.image), h.caption) for h in column.hits]]
         return (*out, view.summary, show_notes(view.notes))
 
     inputs = [image, text, gallery, k, folder]
     outputs = columns + [summary, notes]
-    run.click(retrieval_handler, inputs, outputs, api_name="retrieve")
-    text.submit(retrieval_handler, inputs, outputs, api_visibility="private")
+    run.click(retrieval_handler, inputs, outputs, api_name="retrieve", preprocess=False)
+    text.submit(retrieval_handler, inputs, outputs, api_visibility="private", preprocess=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,8 +279,12 @@ def _vqa_tab(demo: Demo) -> None:
             image = image_input("image")
             question = gr.Textbox(label="question", placeholder="e.g. what colour is the star?", max_lines=2)
             k = gr.Slider(1, 10, value=cfg.top_k, step=1, label="answers shown")
-            run = gr.Button("Ask", variant="primary")
+            run = gr.Button("Ask", variant="primary", elem_id="vqa-run")
             notes = gr.Markdown()
+            examples = demo.benchmark.examples(["vqa"], per_task=4)
+            gr.Examples([[e.image, e.text, f"{e.kind} · {e.world}"] for e in examples],
+                        inputs=[image, question, gr.Textbox(visible=False)], label="questions from the test split",
+                        examples_per_page=len(examples), elem_id="vqa-examples")
         with gr.Column(scale=3):
             summary = gr.Markdown()
             outputs = []
@@ -257,12 +292,8 @@ def _vqa_tab(demo: Demo) -> None:
                 for label, _ in demo.retrieval_models():
                     with gr.Column(min_width=200):
                         head = gr.Markdown(f"**{label}**")
-                        answers = gr.Label(label=label, num_top_classes=10)
+                        answers = gr.Label(label=label, num_top_classes=10, elem_classes=["vqa-answers"])
                         outputs += [head, answers]
-    examples = demo.benchmark.examples(["vqa"], per_task=4)
-    gr.Examples([[e.image, e.text, f"{e.kind} · {e.world}"] for e in examples],
-                inputs=[image, question, gr.Textbox(visible=False)], label="questions from the test split",
-                examples_per_page=len(examples))
 
     @guarded
     def vqa_handler(image_file, question_value, k_value):
@@ -273,5 +304,5 @@ def _vqa_tab(demo: Demo) -> None:
             out += [f"**{column.label}**{rank}  \n{column.message}", {a: p for a, p in column.ranked}]
         return (*out, view.summary, show_notes(view.notes))
 
-    run.click(vqa_handler, [image, question, k], outputs + [summary, notes], api_name="vqa")
-    question.submit(vqa_handler, [image, question, k], outputs + [summary, notes], api_visibility="private")
+    run.click(vqa_handler, [image, question, k], outputs + [summary, notes], api_name="vqa", preprocess=False)
+    question.submit(vqa_handler, [image, question, k], outputs + [summary, notes], api_visibility="private", preprocess=False)

@@ -58,6 +58,7 @@ class DemoConfig:
     token_examples: int = 3             # example scenes per world in the image-tokens tab
     top_k: int = 5
     display_size: int = 192             # side of every picture the app shows (pixel art is upscaled)
+    token_display_size: int = 256       # side of the token-grid pictures (room for readable code ids)
     max_text_chars: int = 2000          # longer texts are cut before tokenising (the context is far shorter)
     max_folder_images: int = 5000       # a user gallery folder is read up to this many images
     probe_cache: int = 32               # attention runs kept in memory (changing layer/head/token is free)
@@ -84,9 +85,13 @@ def read_image(source, size: int) -> tuple[np.ndarray | None, list[str]]:
     """Anything image-like (path, file payload dict, PIL, array) or None -> ((size, size, 3) uint8, notes)."""
     if source is None:
         return None, []
-    if isinstance(source, dict):  # a Gradio FileData payload
+    name = None
+    if isinstance(source, dict):  # an uploaded-file payload (Gradio FileData): path + the user's file name
+        name = source.get("orig_name")
         source = source.get("path")
-    name = Path(source).name if isinstance(source, (str, Path)) else "the image"
+        if source is None:
+            return None, []
+    name = name or (Path(source).name if isinstance(source, (str, Path)) else "the image")
     try:
         raw = open_image(source)
         notes = describe_image(raw, size)
@@ -329,6 +334,15 @@ class Benchmark:
                         out.append(Example(q.image, q.text, task, world, items[i].kind))
         return out
 
+    def attention_examples(self) -> list[Example]:
+        """(image, text) pairs to look at attention with: each caption item's image with its correct caption
+        (words that name what is in the image), then queries of the instruction tasks."""
+        out = []
+        for world in self.config.worlds:
+            item = self.items(world, "caption")[0]
+            out.append(Example(item.query.image, item.candidates[0].text, "caption", world, item.kind))
+        return out + self.examples(["position", "vqa", "tgit", "crop"], per_task=1)
+
     def scenes(self) -> list[tuple[np.ndarray, str]]:
         """A few rendered test scenes per world with their captions (image-tokens tab)."""
         from fuselip.data.tasks import make_world
@@ -555,7 +569,7 @@ class Demo:
         choices = [f"code {c} (×{n})" for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         selected = code if code in choices else choices[0]
         chosen = int(selected.split()[1])
-        size = self.config.display_size
+        size = self.config.token_display_size
         grid = getattr(tok, "grid_size", None) if tok.config.kind == "grid" else None
         if grid is not None:
             picture = viz.token_grid_image(array, codes, grid, size=size)
@@ -566,7 +580,8 @@ class Demo:
             picture = viz.token_strip_image(codes, size=size)
             chosen_mask = torch.tensor([c == chosen for c in codes])
             highlight = viz.heatmap_overlay(array, maps[chosen_mask].sum(0), size=size, smooth=True)
-            influence = [(viz.heatmap_overlay(array, m, size=size // 2, smooth=True), f"token {i}: code {c}")
+            influence = [(viz.heatmap_overlay(array, m, size=self.config.display_size // 2, smooth=True),
+                          f"token {i}: code {c}")
                          for i, (m, c) in enumerate(zip(maps, codes))]
         entry = self.registry.entries[tokenizer]
         summary = (f"**{entry.label}** ({MODEL_LABELS[entry.kind]}): {len(codes)} tokens, "
