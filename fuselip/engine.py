@@ -434,7 +434,7 @@ class Trainer:
         torch.set_rng_state(extra["rng.torch"])
         for name, param, _ in trainable_parameters(self.model):
             prefix = f"optim.{name}."
-            state = {k[len(prefix):]: v.to(param.device) if k[len(prefix):] != "step" else v
+            state = {k[len(prefix):]: v.to(param.device)  # fused AdamW keeps `step` on the parameter's device
                      for k, v in extra.items() if k.startswith(prefix)}
             if state:
                 self.optimizer.state[param] = state
@@ -551,6 +551,8 @@ def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfi
               f"({summary['pairs_per_s']:.1f} pairs/s)", flush=True)
         if args.ship:
             summary["shipped"] = str(ship(model, args.ship, summary, val_fn))
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return summary
 
 

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+from fuselip.engine import cli
+from fuselip.model import build_fuselip
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "train_fuselip.py"
@@ -15,39 +19,39 @@ TINY = ["--preset", "tiny", "--tokenizer_checkpoint=", "--tokenizer.channels=[8,
         "--train.checkpoint_every=1", "--train.threads=1", "--cache-dir", "cache"]
 
 
-def run(tmp_path, *args):
+def test_train_validate_resume_and_ship(tmp_path, monkeypatch):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(SCRIPT), *TINY, *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_train_validate_resume_and_ship(tmp_path):
-    first = run(tmp_path, "--name", "e2e", "--train.steps=2", "--train.val_every=100")
+    first = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--name", "e2e", "--train.steps=2",
+                            "--train.val_every=100"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     assert '"width": 32' in first.stdout  # the resolved config is printed
     run_dir = tmp_path / "runs" / "e2e"
     config = json.loads((run_dir / "checkpoint" / "config.json").read_text())
     assert config["run"]["train"]["steps"] == 2 and config["command"].startswith("python ")
     assert json.loads((run_dir / "run_config.json").read_text())["encoder"]["width"] == 32
+    assert (run_dir / "validation.jsonl").exists()
     assert list((tmp_path / "cache").glob("image-tokens-*.safetensors"))
 
-    second = run(tmp_path, "--name", "e2e", "--train.steps=3", "--resume", "--ship", "shipped")
-    assert second.returncode == 0, second.stderr[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    monkeypatch.chdir(tmp_path)  # the same entry point, in-process: resume one more step and ship
+    summary = cli([*TINY, "--name", "e2e", "--train.steps=3", "--resume", "--ship", "shipped"], "fuselip",
+                  build_fuselip)
     assert summary["step"] == 3 and summary["steps_run"] == 1
-    shipped = tmp_path / "shipped"
-    metrics = json.loads((shipped / "metrics.json").read_text())
+    assert json.loads((run_dir / "summary.json").read_text())["step"] == 3
+    metrics = json.loads((tmp_path / "shipped" / "metrics.json").read_text())
     assert metrics["reproduced_exactly"] is True and metrics["steps"] == 3
     assert "mean/tgit" in metrics["validation"] and "--ship shipped" in metrics["command"]
     from fuselip.checkpoint import load_model
-    model = load_model(shipped)
+    model = load_model(tmp_path / "shipped")
     assert model.compacted and model.config.width == 32
     out = model.encode(texts=["a red circle"])
     assert out.shape == (1, 32) and torch.allclose(out.norm(), torch.tensor(1.0))
 
 
-def test_bad_overrides_are_errors(tmp_path):
-    for bad, message in (("--train.stepz=3", "unrecognized arguments"), ("--train.steps=many", "cannot parse"),
-                         ("--encoder.width=1.5", "expected an integer")):
-        result = run(tmp_path, bad)
-        assert result.returncode != 0 and message in result.stderr, (bad, result.stderr[-500:])
+@pytest.mark.parametrize("bad,message", [("--train.stepz=3", "unrecognized arguments"),
+                                         ("--train.steps=many", "cannot parse"),
+                                         ("--encoder.width=1.5", "expected an integer")])
+def test_bad_overrides_are_errors(bad, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli([*TINY, bad], "fuselip", build_fuselip)
+    assert exit_info.value.code != 0 and message in capsys.readouterr().err
