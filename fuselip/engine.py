@@ -182,6 +182,23 @@ class GroupBatchSampler:
 # the loss: forward_pairs + SigLIP over the gathered right side + aux
 
 
+class GatherWithGradient(torch.autograd.Function):
+    """all_gather whose backward sends every rank the summed gradient of its own rows (works on gloo and nccl)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.rows, ctx.rank = x.shape[0], dist.get_rank()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)                                                     # (W·B, D)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # every rank's loss depends on every rank's rows
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 class PairLoss(nn.Module):
     """Wraps a protocol model so that DDP sees the whole loss computation in one forward."""
 
@@ -194,8 +211,7 @@ class PairLoss(nn.Module):
         left, right, aux = self.model.forward_pairs(batch, generator=generator)
         keys = batch.get("right_key")
         if self.world > 1:
-            import torch.distributed.nn.functional as dist_nn
-            right_all = torch.cat(dist_nn.all_gather(right.contiguous()))            # (W·B, D), gradient flows back
+            right_all = GatherWithGradient.apply(right)                             # (W·B, D), gradient flows back
             if keys is None:
                 raise ValueError("DDP training needs batch['right_key'] from collate (fuselip.data.collate)")
             gathered = [torch.empty_like(keys) for _ in range(self.world)]
@@ -265,8 +281,13 @@ class Trainer:
         loss = PairLoss(model, self.dist.world)
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
+            import inspect
+            # buffers (token_seen, the frozen tokenizer's) are identical on every rank: never re-broadcast them
+            no_sync = ({"forward_sync_buffers": False}
+                       if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                       else {"broadcast_buffers": False})
             loss = DistributedDataParallel(loss, device_ids=[self.dist.device] if self.dist.device.type == "cuda"
-                                           else None, broadcast_buffers=False)
+                                           else None, **no_sync)
         self.loss = loss
         self.step = 0
         self.epoch, self.index = 0, 0
