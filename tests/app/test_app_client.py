@@ -6,7 +6,9 @@ message for each bad input, and concurrent answers identical to sequential ones.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +23,14 @@ LONG_TEXT = ("make the red circle blue " * 500)[:10_000]
 
 @pytest.fixture(scope="module")
 def client(app_server):
+    """Downloads the pictures it gets back (the tests that look at them use this one)."""
     return Client(app_server.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def fast_client(app_server):
+    """Leaves result pictures on the server (for the many requests that only check texts)."""
+    return Client(app_server.url, verbose=False, download_files=False)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +150,7 @@ def test_vqa_tab(client, benchmark, tmp_path):
 IMAGE_NOTES = {"huge": "large (6000×4000)", "rgba": "alpha channel", "gray": "grayscale", "one_pixel": "1×1 pixel"}
 
 
-def test_image_that_is_not_an_image(client, api, files, app_server):
+def test_image_that_is_not_an_image(fast_client, api, files, app_server):
     calls = {
         "/tokens": (api["tokenizers"][0], handle_file(str(files["not_image"])), None),
         "/attention": (api["models"][0], handle_file(str(files["not_image"])), "a star", "mean", "mean", None),
@@ -150,17 +159,17 @@ def test_image_that_is_not_an_image(client, api, files, app_server):
     }
     for endpoint, args in calls.items():
         with pytest.raises(AppError, match="not an image"):
-            client.predict(*args, api_name=endpoint)
+            fast_client.predict(*args, api_name=endpoint)
     assert app_server.alive()
 
 
 @pytest.mark.parametrize("name", list(IMAGE_NOTES))
-def test_odd_images_work_with_a_note(client, api, files, name, app_server):
+def test_odd_images_work_with_a_note(fast_client, api, files, name, app_server):
     image = handle_file(str(files[name]))
-    notes = [client.predict(api["tokenizers"][0], image, None, api_name="/tokens")[-1],
-             client.predict(api["models"][0], image, "the red circle", "mean", "mean", None, api_name="/attention")[-1],
-             client.predict(image, "rotate 90 degrees clockwise", "benchmark images", 3, "", api_name="/retrieve")[-1],
-             client.predict(image, "what colour is the circle?", 3, api_name="/vqa")[-1]]
+    notes = [fast_client.predict(api["tokenizers"][0], image, None, api_name="/tokens")[-1],
+             fast_client.predict(api["models"][0], image, "the red circle", "mean", "mean", None, api_name="/attention")[-1],
+             fast_client.predict(image, "rotate 90 degrees clockwise", "benchmark images", 3, "", api_name="/retrieve")[-1],
+             fast_client.predict(image, "what colour is the circle?", 3, api_name="/vqa")[-1]]
     for note in notes:
         assert IMAGE_NOTES[name] in note, note
     assert app_server.alive()
@@ -171,40 +180,40 @@ TEXTS = {"empty": ("", "empty"), "long": (LONG_TEXT, "10,000 characters"),
 
 
 @pytest.mark.parametrize("name", list(TEXTS))
-def test_odd_texts(client, api, queries, name, app_server):
+def test_odd_texts(fast_client, api, queries, name, app_server):
     text, expected = TEXTS[name]
     image = handle_file(str(queries[0][0]))
-    out = client.predict(api["models"][0], image, text, "mean", "mean", None, api_name="/attention")
+    out = fast_client.predict(api["models"][0], image, text, "mean", "mean", None, api_name="/attention")
     assert expected in out[-1]
     if name == "long":
         assert "fit the model's context" in out[-1]
-    out = client.predict(image, text, "benchmark images", 3, "", api_name="/retrieve")
+    out = fast_client.predict(image, text, "benchmark images", 3, "", api_name="/retrieve")
     assert expected in out[-1] and len(out[1]) == 3
     if name == "empty":
         with pytest.raises(AppError, match="question is empty"):
-            client.predict(image, text, 3, api_name="/vqa")
+            fast_client.predict(image, text, 3, api_name="/vqa")
     else:
-        assert expected in client.predict(image, text, 3, api_name="/vqa")[-1]
+        assert expected in fast_client.predict(image, text, 3, api_name="/vqa")[-1]
     assert app_server.alive()
 
 
-def test_missing_inputs_are_explained(client, api):
+def test_missing_inputs_are_explained(fast_client, api):
     with pytest.raises(AppError, match="needs an image"):
-        client.predict(api["models"][0], None, "a star", "mean", "mean", None, api_name="/attention")
+        fast_client.predict(api["models"][0], None, "a star", "mean", "mean", None, api_name="/attention")
     with pytest.raises(AppError, match="query is empty"):
-        client.predict(None, "", "benchmark images", 3, "", api_name="/retrieve")
+        fast_client.predict(None, "", "benchmark images", 3, "", api_name="/retrieve")
     with pytest.raises(AppError, match="does not exist"):
-        client.predict(None, "a star", "my folder", 3, "/no/such/folder", api_name="/retrieve")
+        fast_client.predict(None, "a star", "my folder", 3, "/no/such/folder", api_name="/retrieve")
 
 
-def test_folder_gallery(client, tmp_path, benchmark):
+def test_folder_gallery(fast_client, tmp_path, benchmark):
     folder = tmp_path / "mine"
     folder.mkdir()
     scenes = benchmark.scenes()
     for i, (image, _) in enumerate(scenes):
         save_png(image, folder / f"scene_{i}.png")
     (folder / "readme.txt").write_text("not an image, skipped")
-    out = client.predict(handle_file(str(folder / "scene_0.png")), "", "my folder", 3, str(folder),
+    out = fast_client.predict(handle_file(str(folder / "scene_0.png")), "", "my folder", 3, str(folder),
                          api_name="/retrieve")
     assert all(len(g) == 3 for g in out[1:6:2]) and f"{len(scenes)} gallery items" in out[0]
 
@@ -214,15 +223,19 @@ def test_folder_gallery(client, tmp_path, benchmark):
 
 
 def test_twenty_concurrent_retrievals_match_sequential(client, queries):
+    """20 requests at once (each query 4 times), pictures downloaded as a browser would: every answer equals
+    the sequential answer to the same query, down to the bytes of each result picture."""
     def answer(result):
         headers, galleries = result[0:6:2], result[1:6:2]
-        return [h for h in headers], [[g["caption"] for g in gallery] for gallery in galleries]
+        return (list(headers), [[(g["caption"], hashlib.sha256(Path(g["image"]).read_bytes()).hexdigest())
+                                 for g in gallery] for gallery in galleries])
 
-    expected = [answer(retrieve(client, path, text, task)) for path, text, task in queries]
+    k = 3
+    expected = [answer(retrieve(client, path, text, task, k)) for path, text, task in queries]
     jobs = []
     for i in range(20):
         path, text, task = queries[i % len(queries)]
-        jobs.append((i % len(queries), client.submit(handle_file(str(path)), text, gallery_of(task), 4, "",
+        jobs.append((i % len(queries), client.submit(handle_file(str(path)), text, gallery_of(task), k, "",
                                                      api_name="/retrieve")))
     for q, job in jobs:
         assert answer(job.result(timeout=120)) == expected[q]
