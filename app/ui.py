@@ -159,8 +159,9 @@ def _tokens_tab(demo: Demo) -> None:
 
     outputs = [tokens, recon, highlight, code, influence, summary, notes]
     run.click(tokens_handler, [tokenizer, image, code], outputs, api_name="tokens", preprocess=False)
-    code.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private", preprocess=False)
-    tokenizer.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private", preprocess=False)
+    for control in (code, tokenizer):
+        control.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private",
+                      preprocess=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ def _attention_tab(demo: Demo) -> None:
             notes = gr.Markdown()
             examples = demo.benchmark.attention_examples()
             gr.Examples([[e.image, e.text, f"{e.task} · {e.world}"] for e in examples],
-                        inputs=[image, text, gr.Textbox(visible=False)], label="examples (test split)",
+                        inputs=[image, text, gr.Textbox(visible=False, label="example")], label="examples (test split)",
                         examples_per_page=len(examples), elem_id="attention-examples")
         with gr.Column(scale=2):
             summary = gr.Markdown()
@@ -196,7 +197,7 @@ def _attention_tab(demo: Demo) -> None:
                                      y_title="share")
             image_to_text = gr.BarPlot(x="token", y="attention", height=220, sort=None,
                                        title="image tokens' mean attention on each text token")
-            per_token = gr.BarPlot(x="image token", y="attention", height=200, sort=None,
+            per_token = gr.BarPlot(x="image token", y="attention", height=200, sort=None, visible=False,
                                    title="TiTok: the text token's attention on each image token")
 
     @guarded
@@ -206,7 +207,8 @@ def _attention_tab(demo: Demo) -> None:
                 gr.update(choices=view.layer_choices), gr.update(choices=view.head_choices),
                 pd.DataFrame(view.shares, columns=["layer", "direction", "share"]),
                 pd.DataFrame(view.image_to_text, columns=["token", "attention"]),
-                pd.DataFrame(view.per_token, columns=["image token", "attention"]),
+                gr.update(value=pd.DataFrame(view.per_token, columns=["image token", "attention"]),
+                          visible=bool(view.per_token)),
                 view.summary, show_notes(view.notes))
 
     inputs = [model, image, text, layer, head, token]
@@ -236,8 +238,9 @@ def _retrieval_tab(demo: Demo) -> None:
             run = gr.Button("Search", variant="primary", elem_id="retrieval-run")
             notes = gr.Markdown()
             examples = demo.benchmark.examples(cfg.retrieval_tasks)
-            gr.Examples([[e.image, e.text, gallery_for(e.task), f"{e.task} · {e.world} · {e.kind}"] for e in examples],
-                        inputs=[image, text, gallery, gr.Textbox(visible=False)], label="queries from the test split",
+            rows = [[e.image, e.text, gallery_for(e.task), f"{e.task} · {e.world} · {e.kind}"] for e in examples]
+            gr.Examples(rows,
+                        inputs=[image, text, gallery, gr.Textbox(visible=False, label="example")], label="queries from the test split",
                         examples_per_page=len(examples), elem_id="retrieval-examples")
         with gr.Column(scale=3):
             summary = gr.Markdown()
@@ -257,7 +260,8 @@ def _retrieval_tab(demo: Demo) -> None:
         out = []
         for column in view.columns:
             rank = f" · correct item at rank **{column.correct_rank}**" if column.correct_rank else ""
-            out += [f"**{column.label}**{rank}  \n{column.message}", [(as_file(h.image), h.caption) for h in column.hits]]
+            hits = [(as_file(h.image), h.caption) for h in column.hits]
+            out += [f"**{column.label}**{rank}  \n{column.message}", hits]
         return (*out, view.summary, show_notes(view.notes))
 
     inputs = [image, text, gallery, k, folder]
@@ -283,7 +287,7 @@ def _vqa_tab(demo: Demo) -> None:
             notes = gr.Markdown()
             examples = demo.benchmark.examples(["vqa"], per_task=4)
             gr.Examples([[e.image, e.text, f"{e.kind} · {e.world}"] for e in examples],
-                        inputs=[image, question, gr.Textbox(visible=False)], label="questions from the test split",
+                        inputs=[image, question, gr.Textbox(visible=False, label="example")], label="questions from the test split",
                         examples_per_page=len(examples), elem_id="vqa-examples")
         with gr.Column(scale=3):
             summary = gr.Markdown()
@@ -304,5 +308,6 @@ def _vqa_tab(demo: Demo) -> None:
             out += [f"**{column.label}**{rank}  \n{column.message}", {a: p for a, p in column.ranked}]
         return (*out, view.summary, show_notes(view.notes))
 
-    run.click(vqa_handler, [image, question, k], outputs + [summary, notes], api_name="vqa", preprocess=False)
-    question.submit(vqa_handler, [image, question, k], outputs + [summary, notes], api_visibility="private", preprocess=False)
+    inputs, outputs = [image, question, k], outputs + [summary, notes]
+    run.click(vqa_handler, inputs, outputs, api_name="vqa", preprocess=False)
+    question.submit(vqa_handler, inputs, outputs, api_visibility="private", preprocess=False)

@@ -729,7 +729,8 @@ class Demo:
             ok = row == correct_row
             picture = viz.enlarge(side.image, size) if side.image is not None else viz.text_card(side.text, size)
             picture = viz.frame(picture, ok) if correct_row is not None else picture
-            caption = f"#{rank}  {score:.3f}" + (f"  {side.text}" if side.text else "") + ("  ✓ correct" if ok else "")
+            caption = f"#{rank}  {score:.3f}" + (f"  {side.text}" if side.text else "") + \
+                ("  ✓ correct" if ok else "")
             hits.append(Hit(picture, caption, ok))
         rank = None
         if correct_row is not None:

@@ -55,7 +55,8 @@ def test_shares_in_unit_interval_and_match_definition(model):
     want = a[lay.text][:, lay.image].sum(1).mean()
     torch.testing.assert_close(s.text_to_image[1, 0], want)
     n, k = lay.num_image, lay.num_text
-    assert s.uniform_text_to_image == pytest.approx(n / (n + k)) and s.uniform_image_to_text == pytest.approx(k / (n + k))
+    assert s.uniform_text_to_image == pytest.approx(n / (n + k))
+    assert s.uniform_image_to_text == pytest.approx(k / (n + k))
     assert set(s.per_layer()) == {"text → image", "image → text"} and len(s.per_layer()["text → image"]) == 3
 
 

@@ -166,10 +166,11 @@ def test_image_that_is_not_an_image(fast_client, api, files, app_server):
 @pytest.mark.parametrize("name", list(IMAGE_NOTES))
 def test_odd_images_work_with_a_note(fast_client, api, files, name, app_server):
     image = handle_file(str(files[name]))
-    notes = [fast_client.predict(api["tokenizers"][0], image, None, api_name="/tokens")[-1],
-             fast_client.predict(api["models"][0], image, "the red circle", "mean", "mean", None, api_name="/attention")[-1],
-             fast_client.predict(image, "rotate 90 degrees clockwise", "benchmark images", 3, "", api_name="/retrieve")[-1],
-             fast_client.predict(image, "what colour is the circle?", 3, api_name="/vqa")[-1]]
+    c, model = fast_client, api["models"][0]
+    notes = [c.predict(api["tokenizers"][0], image, None, api_name="/tokens")[-1],
+             c.predict(model, image, "the red circle", "mean", "mean", None, api_name="/attention")[-1],
+             c.predict(image, "rotate 90 degrees clockwise", "benchmark images", 3, "", api_name="/retrieve")[-1],
+             c.predict(image, "what colour is the circle?", 3, api_name="/vqa")[-1]]
     for note in notes:
         assert IMAGE_NOTES[name] in note, note
     assert app_server.alive()
