@@ -284,16 +284,33 @@ def to_markdown(results: dict, kinds: bool = True) -> str:
     return "\n".join(lines)
 
 
-def compare(results_by_model: dict[str, dict], world: str = "mean", kinds: bool = True) -> str:
-    """Models side by side: a row per task (and kind), a column per model; `world` = "mean" or a world."""
+def compare(results_by_model: dict[str, dict], world: str = "mean", kinds: bool = True,
+            delta: bool = False) -> str:
+    """Models side by side: a row per task (and kind), a column per model; `world` = "mean" or a world.
+    `delta` adds the column "Δ" = last − first model (e.g. the same checkpoint on two test seeds)."""
     names = list(results_by_model)
     if not names:
         raise ValueError("compare needs at least one model's results")
     rows = _rows(*results_by_model.values())
-    lines = [f"| task ({world}) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    header = names + (["Δ"] if delta else [])
+    lines = [f"| task ({world}) | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
     for task, kind, label in rows:
         if kind and not kinds:
             continue
-        cells = [_fmt(_cell(results_by_model[n], world, task, kind)) for n in names]
+        values = [_cell(results_by_model[n], world, task, kind) for n in names]
+        cells = [_fmt(v) for v in values]
+        if delta:
+            first, last = values[0], values[-1]
+            cells.append("–" if first is None or last is None else f"{last - first:+.1f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def max_delta(first: dict, second: dict) -> tuple[float, str]:
+    """Largest |difference| of any task's top1 (per world and mean) between two results, and where."""
+    a, b = flat_metrics(first), flat_metrics(second)
+    common = [k for k in a if k in b and k.count("/") == 1]  # task rows, not kinds
+    if not common:
+        raise ValueError("the two results share no task")
+    key = max(common, key=lambda k: abs(a[k] - b[k]))
+    return abs(a[key] - b[key]), key

@@ -139,6 +139,30 @@ def test_tables_render_every_model_and_row():
     side_by_side = evaluate.compare({"fuselip": a, "sf": b})
     assert "| tgit | 80.0 | 50.0 |" in side_by_side
     assert "| vqa | – | 25.0 |" in side_by_side
+    with_delta = evaluate.compare({"seed 0": a, "seed 1": b}, world="s", delta=True)
+    assert "| tgit | 90.0 | 50.0 | -40.0 |" in with_delta and "| vqa | – | 25.0 | – |" in with_delta
+    assert evaluate.max_delta(a, b) == (40.0, "s/tgit")
     flat = evaluate.flat_metrics(a)
     assert flat["s/tgit/flip"] == 100.0 and flat["mean/tgit"] == 80.0
     assert not any(math.isnan(v) for v in flat.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# every shipped checkpoint reproduces the benchmark slice recorded in its metrics.json
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.parent for p in (ROOT / "checkpoints").glob("*/metrics.json")
+                 if "benchmark_slice" in __import__("json").loads(p.read_text()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_checkpoint_reproduces_its_benchmark_slice(folder):
+    import json
+
+    from fuselip.checkpoint import load_model
+    stored = json.loads((folder / "metrics.json").read_text())["benchmark_slice"]
+    again = evaluate.measure_slice(load_model(folder), **stored["settings"])
+    one_item = 100.0 / stored["settings"]["n_items"]  # a near-tie may flip on other float hardware
+    for key, value in stored["results"].items():
+        assert abs(again["results"][key] - value) <= one_item + 1e-9, (key, value, again["results"][key])

@@ -69,6 +69,10 @@ def main(argv=None) -> dict:
                         help="items per (world, task) of the slice stored by --update-metrics")
     parser.add_argument("--no-kinds", action="store_true", help="tables without the per-kind rows")
     parser.add_argument("--per-world", action="store_true", help="--compare: also one table per world")
+    parser.add_argument("--delta", action="store_true",
+                        help="--compare: add a column last − first and print the largest task difference "
+                             "(e.g. one checkpoint on two test seeds: python train/evaluate.py --compare "
+                             "seed0.json seed1.json --delta)")
     parser.add_argument("--verbose", action="store_true", help="print progress to stderr")
     args = parser.parse_args(argv)
 
@@ -86,12 +90,16 @@ def main(argv=None) -> dict:
     if len(names) != len(args.compare):
         parser.error(f"--names has {len(names)} entries for {len(args.compare)} models")
     by_model = {name: load_results(path, args) for name, path in zip(names, args.compare)}
-    print(ev.compare(by_model, kinds=not args.no_kinds))
+    print(ev.compare(by_model, kinds=not args.no_kinds, delta=args.delta))
     if args.per_world:
         worlds = list(dict.fromkeys(w for r in by_model.values() for w in r["worlds"]))
         for world in worlds:
             print()
-            print(ev.compare(by_model, world=world, kinds=not args.no_kinds))
+            print(ev.compare(by_model, world=world, kinds=not args.no_kinds, delta=args.delta))
+    if args.delta and len(by_model) >= 2:
+        results = list(by_model.values())
+        delta, where = ev.max_delta(results[0], results[-1])
+        print(f"\nlargest task difference {names[0]} -> {names[-1]}: {delta:.1f} points ({where})")
     if args.out:
         write_json_atomic(Path(args.out), by_model)
     return by_model
