@@ -22,6 +22,7 @@ import os
 import random
 import threading
 import unicodedata
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,22 @@ def read_text(text, what: str, max_chars: int) -> tuple[str, list[str]]:
         notes.append(f"The {what} contains characters outside plain English (emoji, accents, other scripts): "
                      f"the tokenizer splits them into byte-level pieces the tiny models never saw in training.")
     return text, notes
+
+
+def unseen_note(model, text: str, what: str) -> list[str]:
+    """A note naming the text's tokens that never occurred in the model's training data (a compacted checkpoint
+    stores zeros for them, fuselip/model.py)."""
+    from fuselip.text import default_tokenizer
+    seen = getattr(model, "token_seen", None)
+    if seen is None or not getattr(model, "compacted", False) or not text:
+        return []
+    ids = default_tokenizer().encode(text)
+    unseen = [i for i in dict.fromkeys(ids) if not bool(seen[i])]
+    if not unseen:
+        return []
+    pieces = ", ".join(repr(p) for p in default_tokenizer().token_strings(unseen[:8]))
+    return [f"The {what} has {len(unseen)} token(s) the model never saw in training ({pieces}"
+            f"{', …' if len(unseen) > 8 else ''}): their embeddings are zeros, they carry no meaning for it."]
 
 
 def context_note(text: str, room: int, what: str) -> list[str]:
@@ -618,8 +635,17 @@ class Demo:
                          "so only those two text tokens can be chosen.")
         fuselip = self.registry.get(model)
         room = fuselip.config.context_length - fuselip.tokenizer.num_tokens - 2
-        notes += context_note(text, room, "text")
-        p = self._probe(model, array, text)
+        notes += context_note(text, room, "text") + unseen_note(fuselip, text, "text")
+        with warnings.catch_warnings():  # the same fact, already in the notes
+            warnings.filterwarnings("ignore", message="token ids .* never occurred in training")
+            p = self._probe(model, array, text)
+        if getattr(fuselip, "compacted", False):
+            from fuselip import vocab
+            image_ids = p.ids[vocab.is_image(p.ids)]
+            unseen = int((~fuselip.token_seen[image_ids]).sum())
+            if unseen:
+                notes.append(f"{unseen} of the image's {len(image_ids)} tokens use codes that never occurred in "
+                             f"training: the model reads them as zeros.")
         layer_i = _parse_choice(layer, p.layers, "Layer")
         head_i = _parse_choice(head, p.heads, "Head")
         token_choices = [f"{i}: {label}" for i, label in enumerate(p.text_labels)]

@@ -59,3 +59,31 @@ def test_untrained_stand_ins_are_reproducible(tmp_path):
     second = Registry(DemoConfig(checkpoints=str(tmp_path)))
     key = first.pick("tokenizer-grid")
     assert model_fingerprint(first.get(key)) == model_fingerprint(second.get(key))
+
+
+def test_attention_and_tokens_views_with_a_titok_fuselip(tmp_path):
+    """A tiny TiTok FuseLIP checkpoint in a checkpoint folder: the attention view spreads a text token's
+    weights over the pixels through the influence maps and shows per-token bars; the tokens view too."""
+    import torch
+    from fuselip.checkpoint import save_model
+    from fuselip.config import EncoderConfig, TokenizerConfig
+    from fuselip.demo import Demo
+    from fuselip.model import FuseLIP
+    from fuselip.tokenizers import build_tokenizer
+    torch.manual_seed(0)
+    tok = build_tokenizer(TokenizerConfig(kind="titok", image_size=64, codebook_size=32, code_dim=8, patch_size=16,
+                                          num_latent_tokens=6, width=16, layers=1, heads=2))
+    save_model(FuseLIP(EncoderConfig(width=32, layers=2, heads=2, context_length=40), tok), tmp_path / "fuselip-x")
+    save_model(tok, tmp_path / "tokenizer-x")
+    demo = Demo(DemoConfig(checkpoints=str(tmp_path), display_size=96))
+    assert demo.fuselip_names()[0] == "fuselip-x" and demo.tokenizer_names()[0] == "tokenizer-x"
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    view = demo.attention("fuselip-x", image, "the red star", "2", "1", "2: red")
+    assert view.heatmap.shape == (96, 96, 3) and view.token == "2: red" and len(view.per_token) == 6
+    assert view.layer_choices == ["mean", "1", "2"]
+    # an untrained export kept no ids but pad/sot/eot/[MASK]: every word and image code is unseen
+    assert "3 token(s) the model never saw" in view.notes[0] and "6 of the image's 6 tokens" in view.notes[1]
+    with pytest.raises(DemoError, match="out of range"):
+        demo.attention("fuselip-x", image, "the red star", "3")
+    view = demo.tokens("tokenizer-x", image)
+    assert len(view.codes) == 6 and len(view.influence) == 6 and view.highlight.shape[2] == 3
