@@ -29,15 +29,15 @@ CSS = """
 .pixelated img:not([class*=icon]) { width: 100%; height: 100%; object-fit: contain; }
 """
 GALLERIES = {"benchmark images": "images", "benchmark answers (texts)": "answers", "my folder": "folder"}
+INTRO = """# FuseLIP, early fusion, in small
+One transformer reads **image tokens and text tokens together** ([FuseLIP](https://arxiv.org/abs/2506.03096)).
+Tabs: how an image becomes tokens · how text and image tokens attend to each other · what a fused
+(image + text) query retrieves under early fusion (FuseLIP) vs late fusion (SigLIP SF / MLF) · VQA answers ranked."""
 
 
 def gallery_for(task: str) -> str:
     """The gallery a benchmark query of `task` is searched in (VQA targets are answers, the rest images)."""
     return "benchmark answers (texts)" if task == "vqa" else "benchmark images"
-INTRO = """# FuseLIP, early fusion, in small
-One transformer reads **image tokens and text tokens together** ([FuseLIP](https://arxiv.org/abs/2506.03096)).
-Tabs: how an image becomes tokens · how text and image tokens attend to each other · what a fused
-(image + text) query retrieves under early fusion (FuseLIP) vs late fusion (SigLIP SF / MLF) · VQA answers ranked."""
 
 
 def image_input(label: str) -> gr.Image:
@@ -101,10 +101,10 @@ def show_notes(notes: list[str]) -> str:
 
 def build(demo: Demo) -> gr.Blocks:
     """The whole page for one Demo (examples are generated here, models load lazily)."""
-    cfg = demo.config
     with gr.Blocks(title="FuseLIP demo", analytics_enabled=False) as blocks:
         gr.Markdown(INTRO)
-        with gr.Accordion("Models", open=False):
+        missing = bool(demo.registry.missing)
+        with gr.Accordion("Models" + (" (some are UNTRAINED stand-ins)" if missing else ""), open=missing):
             status = gr.Markdown(demo.registry.status())
         with gr.Tabs():
             with gr.Tab("1 · Image tokens", id="tokens"):
