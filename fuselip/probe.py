@@ -269,3 +269,38 @@ def probe(model, image, text: str | None) -> Probe:
                  text_labels=text_labels(ids), tokenizer_kind=kind,
                  grid=getattr(tokenizer, "grid_size", None) if kind == "grid" else None,
                  truncated=truncated, _tokenizer=tokenizer)
+
+
+# ---------------------------------------------------------------------------------------------
+# what the masked-modelling head predicts (notebook 04)
+
+
+@torch.no_grad()
+def masked_predictions(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(T,) ids of one sequence + (T,) bool mask -> (M, V) log-probabilities of FuseLIP's MMM head over the joint
+    vocabulary at the M masked positions (in position order), the masked ids having been replaced by [MASK].
+
+    This is the training-time computation (fuselip/model.py `_masked_side`) with a mask of your choice. With
+    `mmm_vocab="seen"` the head was trained as a softmax over the ids seen in training only, so every other id
+    gets probability 0 (log-probability -inf). `eot` and padding cannot be masked.
+    """
+    from fuselip.losses import apply_mask
+    ids = torch.as_tensor(ids).long().reshape(-1)
+    mask = torch.as_tensor(mask, dtype=torch.bool).reshape(-1)
+    if mask.shape != ids.shape:
+        raise ValueError(f"mask {tuple(mask.shape)} and ids {tuple(ids.shape)} must have the same length")
+    lay = layout(ids)
+    if bool((mask & ~lay.real).any()) or bool((mask & (ids == vocab.EOT)).any()):
+        raise ValueError("only real tokens before eot can be masked (eot holds the embedding; padding is no token)")
+    if not bool(mask.any()):
+        raise ValueError("the mask selects no token")
+    masked = model.trim(apply_mask(ids, mask)[None].to(model.device))              # (1, T')
+    h, _, _, _ = model.hidden_states(masked)                                       # (1, T', D)
+    states = h[0, mask[:masked.shape[1]].to(model.device)]                         # (M, D)
+    if getattr(model.config, "mmm_vocab", "full") == "seen":
+        seen = model.token_seen.nonzero().squeeze(1)                               # (S,)
+        logits = torch.full((states.shape[0], model.vocab_size), float("-inf"), device=states.device)
+        logits[:, seen] = model.mmm_logits(states, seen).float()
+    else:
+        logits = model.mmm_logits(states).float()                                  # (M, V)
+    return logits.log_softmax(dim=-1).cpu()
