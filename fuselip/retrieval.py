@@ -5,7 +5,11 @@ the same for all of them: score = inner product (= cosine), keep the k best. The
 brute force: one float32 matrix product `queries @ galleryᵀ` followed by `torch.topk`. For the galleries
 of this project (thousands of items, 256-d) an approximate index would only add error; even at 100,000
 items the matrix product reads the gallery once per query batch and runs at memory speed.
-`benchmarks/retrieval.py` measures this against faiss' `IndexFlatIP` (what a user would otherwise pick).
+`benchmarks/retrieval.py` measures this against faiss' `IndexFlatIP` (what a user would otherwise pick), on
+100,000 × 256 unit vectors: one query at a time both read the whole gallery once and take the same time
+(ratio 0.95–1.09 at 1 thread, 0.7 at 2 threads on the 2-core development machine); for a batch of 64 queries
+torch's single matrix product is ~10× faster than faiss' blocked search. So faiss would add a dependency to
+the core package and buy nothing here; it stays a dev-only anchor.
 
 Embedding a gallery is the expensive part, so `cached_embeddings` stores the result as safetensors,
 keyed by (model content hash, gallery content hash): the same weights and the same items give a cache
