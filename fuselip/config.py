@@ -69,6 +69,8 @@ class EncoderConfig:
     mmm_weight: float = 0.25
     mmm_vocab: str = "full"         # MMM softmax over the "full" joint vocabulary (paper) or only the ids "seen"
                                     # in the training set (same targets, ~100x cheaper head on CPU)
+    length_buckets: int = 2         # training: each side's rows run in up to this many length buckets (1 or 2), each
+                                    # trimmed to its own longest row (short texts stop paying for image-length padding)
     # late fusion only (fuselip/baselines.py): width/layers/heads/mlp_ratio size EACH of the two towers
     vision_patch_size: int = 8
     embed_dim: int = 0              # projection of both towers = fusion width (0: same as width)

@@ -223,7 +223,21 @@ class FuseLIP(nn.Module):
     def _masked_side(self, ids: torch.Tensor, uniform: torch.Tensor | None):
         """One side of a batch through the encoder, masked for MMM when `uniform` is given.
 
-        Returns (embedding (B, D), summed MMM cross-entropy, number of masked tokens)."""
+        Rows run in up to `length_buckets` groups of similar length, each trimmed to its own longest row: a side
+        mixing short texts with image sequences then computes no image-length padding for the texts (every row's
+        result is independent of the padding, tests/test_model.py). Returns (embedding (B, D), summed MMM
+        cross-entropy, number of masked tokens)."""
+        buckets = length_buckets(vocab.eot_positions(ids) + 1, self.config.length_buckets)
+        embeddings, ce, count = [], 0.0, 0.0
+        for rows in buckets:
+            e, c, n = self._masked_rows(ids[rows], None if uniform is None else uniform[rows])
+            embeddings.append(e)
+            ce, count = ce + c, count + n
+        order = torch.cat(buckets)                                              # (B,) bucket order -> row
+        embedding = torch.cat(embeddings)[torch.argsort(order)]                 # (B, D) back in row order
+        return embedding, ce, count
+
+    def _masked_rows(self, ids: torch.Tensor, uniform: torch.Tensor | None):
         ids = self.trim(ids)
         if uniform is None:
             h, _, eot, _ = self.hidden_states(ids)
@@ -395,6 +409,26 @@ class FuseLIP(nn.Module):
             self.tokenizer.load_state_dict(tokenizer)
         self.compacted = compacted
         self._token_cache = None
+
+
+def length_buckets(lengths: torch.Tensor, max_buckets: int) -> list[torch.Tensor]:
+    """Row indices split into 1 or 2 groups of similar length, minimising the padded area sum(rows x longest).
+
+    A split is made only when it saves at least a tenth of the single-bucket area."""
+    if max_buckets not in (1, 2):
+        raise ValueError(f"encoder.length_buckets must be 1 or 2, got {max_buckets}")
+    order = torch.argsort(lengths.cpu(), stable=True)
+    if max_buckets == 1 or len(order) < 2:
+        return [order.to(lengths.device)]
+    sorted_lengths = lengths.cpu()[order]
+    B, longest = len(order), int(sorted_lengths[-1])
+    split = torch.arange(1, B)                                                  # first bucket = rows [0, split)
+    area = split * sorted_lengths[split - 1] + (B - split) * longest            # (B-1,)
+    best = int(torch.argmin(area))
+    if int(area[best]) > 0.9 * B * longest:
+        return [order.to(lengths.device)]
+    cut = int(split[best])
+    return [order[:cut].to(lengths.device), order[cut:].to(lengths.device)]
 
 
 def _check_sides(images, texts) -> tuple[list, list]:

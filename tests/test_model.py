@@ -154,3 +154,19 @@ def test_presets_build(recwarn):
         assert any("untrained tokenizer" in str(w.message) for w in caught)
         assert m.config.width == width and m.config.context_length == 180
         assert m.tokenizer.num_tokens == 128 and m.vocab_size == vocab.IMAGE_OFFSET + cfg.tokenizer.codebook_size
+
+
+def test_length_buckets_change_nothing_but_the_padding():
+    from fuselip.model import length_buckets
+    lengths = torch.tensor([66, 12, 70, 9, 66, 14, 80, 10])
+    buckets = length_buckets(lengths, 2)
+    assert sorted(torch.cat(buckets).tolist()) == list(range(8)) and len(buckets) == 2
+    assert set(buckets[0].tolist()) == {1, 3, 5, 7}  # the short texts
+    assert len(length_buckets(torch.tensor([66, 67, 68]), 2)) == 1  # nothing to gain: one bucket
+    m = H.model().eval()
+    batch = collate_pairs(H.pairs(8), m.token_cache(), m.config.context_length)
+    m.config.length_buckets = 1
+    one = m.forward_pairs(batch)
+    m.config.length_buckets = 2
+    two = m.forward_pairs(batch)
+    assert torch.allclose(one[0], two[0], atol=1e-5) and torch.allclose(one[1], two[1], atol=1e-5)
