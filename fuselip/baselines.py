@@ -30,10 +30,9 @@ with a key-padding mask on pad (the same attention pattern as FuseLIP's encoder)
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import contextlib
 import warnings
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -157,7 +156,6 @@ def attention_backend(device: torch.device):
     slower, its backward above all (profiled: ~55 % of a training step; the math path makes the whole step
     ~1.6x faster). FuseLIP's attention already takes the math path. On a GPU the default choice stays."""
     return sdpa_kernel([SDPBackend.MATH]) if device.type == "cpu" else contextlib.nullcontext()
-
 
 
 class LateFusionSigLIP(nn.Module):
