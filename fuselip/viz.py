@@ -445,6 +445,54 @@ def masked_cells_image(image: np.ndarray, mask, grid: int, size: int = 192,
     return out
 
 
+def training_curves_figure(history: Sequence[dict], title: str = "", parts: Sequence[str] = ("loss", "siglip", "mmm")):
+    """Loss curves of an engine run (fuselip.engine.Trainer.history: one dict per log step) and, on a second
+    panel, the learned SigLIP logit scale exp(t) and bias b."""
+    import matplotlib.pyplot as plt
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8, 2.8))
+    steps = [h["step"] for h in history]
+    for name in parts:
+        if history and name in history[0]:
+            ax.plot(steps, [h[name] for h in history], label=name, lw=1.5 if name == "loss" else 1)
+    ax.set(xlabel="step", ylabel="loss", title=title or "training loss")
+    ax.legend(fontsize=7)
+    if history and "logit_scale" in history[0]:
+        ax2.plot(steps, [float(np.exp(h["logit_scale"])) for h in history], color="C3", label="scale exp(t)")
+        ax2.set_ylabel("scale exp(t)", color="C3")
+        twin = ax2.twinx()
+        twin.plot(steps, [h["logit_bias"] for h in history], color="C4", label="bias b")
+        twin.set_ylabel("bias b", color="C4")
+    ax2.set(xlabel="step", title="SigLIP temperature and bias")
+    fig.tight_layout()
+    return fig
+
+
+
+def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] | None = None,
+                      col_titles: Sequence[str] | None = None, cell: float = 1.2, title: str = ""):
+    """Pictures in a grid (rows of uint8 HWC images; a row may be shorter), with optional row labels on the
+    left and column titles on top. Pixel art is drawn without smoothing."""
+    import matplotlib.pyplot as plt
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + (0.6 if row_labels else 0), cell * n_rows + 0.25),
+                             squeeze=False)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            ax.set_xticks([]), ax.set_yticks([])
+            if j < len(rows[i]) and rows[i][j] is not None:
+                ax.imshow(np.asarray(rows[i][j]), interpolation="nearest")
+            else:
+                ax.axis("off")
+            if i == 0 and col_titles and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=7)
+        if row_labels and i < len(row_labels):
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
 # =============================================================================================
 # Image tokens in the app (tab 1): a grid tokenizer's codes drawn over the image (readable ids, one
 # colour per code), the cells that use one code, and TiTok's tokens as a strip of coloured ids.
