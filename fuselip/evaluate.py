@@ -104,6 +104,23 @@ def score_items(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor]
     return results
 
 
+
+def item_choices(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor]) -> list[int]:
+    """The candidate each item's query picks: an index into `item.candidates`, 0 when the model is right.
+
+    Same rules as `score_items` (which this agrees with: `choice == 0` iff correct): duplicates of the correct
+    candidate are the correct one, and a tie with the correct candidate loses, to the first best competitor."""
+    choices = []
+    for item in items:
+        correct_key = item.candidates[0].key()
+        scores = torch.stack([embeddings[c.key()] for c in item.candidates]) @ embeddings[item.query.key()]  # (C,)
+        others = [j for j, c in enumerate(item.candidates) if c.key() != correct_key]
+        if not others or bool(scores[0] > scores[others].max()):
+            choices.append(0)
+        else:
+            choices.append(others[int(scores[others].argmax())])
+    return choices
+
 def _percent(flags: Sequence[bool]) -> float:
     return 100.0 * sum(flags) / len(flags) if flags else float("nan")
 
