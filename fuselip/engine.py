@@ -490,9 +490,16 @@ def train(model: nn.Module, run_config: RunConfig, pairs_train: Sequence, val_fn
 def validation_fn(cfg: RunConfig, split: str = "val"):
     """`val_fn(model)` for the engine: the benchmark suite (fuselip.evaluate) on `data.val_items` items per task."""
     from fuselip import evaluate as ev
+    source = ev.benchmark_items(split, cfg.data.val_items, cfg.data.seed, cfg.data.image_size)
+    items: dict[tuple[str, str], list] = {}  # generated once, reused by every validation of the run
+
+    def cached(world: str, task: str):
+        if (world, task) not in items:
+            items[world, task] = list(source(world, task))
+        return items[world, task]
 
     def val_fn(model) -> dict[str, float]:
-        results = ev.evaluate(model, split=split, n_items=cfg.data.val_items, seed=cfg.data.seed,
+        results = ev.evaluate(model, cached, split=split, n_items=cfg.data.val_items, seed=cfg.data.seed,
                               image_size=cfg.data.image_size, worlds=tuple(cfg.data.worlds))
         return ev.flat_metrics(results)
     return val_fn
