@@ -591,7 +591,7 @@ def ship(model: nn.Module, path: str | Path, summary: dict, val_fn=None) -> Path
                "steps": summary["step"], "pairs_per_s": summary["pairs_per_s"], "command": summary.get("command", "")}
     path = ckpt.save_model(model, path, metrics=metrics)
     if val_fn is not None and summary.get("val"):
-        loaded = ckpt.load_model(path)
+        loaded = ckpt.load_model(path).to(next(model.parameters()).device)  # same device, same kernels
         again = {"step": summary["val"].get("step"), **val_fn(loaded)}
         metrics["reproduced_exactly"] = again == summary["val"]
         if not metrics["reproduced_exactly"]:

@@ -286,7 +286,7 @@ class FuseLIP(nn.Module):
             right, _, _ = self._masked_side(right_ids, None)
             return left, right, {}
         B = left_ids.shape[0]
-        rows = batch.get("row_index", torch.arange(B))
+        rows = batch.get("row_index", torch.arange(B)).cpu()  # the uniforms are drawn on the CPU generator
         total = int(batch.get("rows_total", B))
         context = self.config.context_length
         uniforms = [torch.rand(total, context, generator=generator)[rows].to(self.device) for _ in range(2)]
