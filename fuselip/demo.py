@@ -209,10 +209,16 @@ class Registry:
         self.root = config.checkpoint_dir()
         self.entries: dict[str, Entry] = {}
         self.missing: list[str] = []
+        self.skipped: list[str] = []   # folders that are not checkpoints this app can use, and why
         for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if not folder.is_dir():
+                continue
             kind = _checkpoint_kind(folder)
             if kind in ROLES:
                 self.entries[folder.name] = Entry(folder.name, kind, folder)
+            else:
+                why = "no readable config.json" if kind is None else f"kind {kind!r}"
+                self.skipped.append(f"`{folder.name}` ({why})")
         for kind, (name, _) in STAND_INS.items():
             if not any(e.kind == kind for e in self.entries.values()):
                 self.missing.append(f"{kind} ({name})")
@@ -287,6 +293,9 @@ class Registry:
             e = self.entries[key]
             where = f"`{e.path}`" if e.trained else "**untrained** stand-in (random weights, preset config)"
             lines.append(f"- **{MODEL_LABELS[e.kind]}** `{e.name}`: {where}")
+        if self.skipped:
+            lines.append(f"\nIgnored folders in `{self.root}` (not a checkpoint of a kind this app shows): "
+                         f"{', '.join(self.skipped)}.")
         if self.missing:
             lines.append(f"\nMissing checkpoints in `{self.root}`: {', '.join(self.missing)}. "
                          + ("Untrained stand-ins are used: their results are meaningless until trained."

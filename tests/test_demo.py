@@ -46,7 +46,8 @@ def test_registry_stand_ins_and_missing(tmp_path, monkeypatch):
     kinds = sorted(e.kind for e in with_stand_ins.entries.values())
     assert kinds == ["fuselip", "siglip-mlf", "siglip-sf", "tokenizer-grid", "tokenizer-titok"]
     assert all(not e.trained for e in with_stand_ins.entries.values())
-    assert "untrained" in with_stand_ins.status() and "Missing checkpoints" in with_stand_ins.status()
+    status = with_stand_ins.status()
+    assert "untrained" in status and "Missing checkpoints" in status and "`broken` (no readable config.json)" in status
     without = Registry(DemoConfig(checkpoints=str(tmp_path), untrained_fallback=False))
     assert without.entries == {} and without.pick("fuselip") is None
     with pytest.raises(DemoError, match="No model named"):
