@@ -23,6 +23,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 FORMAT_VERSION = 1
+KIND_KEY = "checkpoint_kind"  # the registry key; a model's own config may have a field called "kind"
 
 _REGISTRY: dict[str, type] = {}
 
@@ -64,7 +65,9 @@ def save(path: str | Path, *, kind: str, config: dict, tensors: dict[str, torch.
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".tmp-"))
     try:
-        write_json_atomic(tmp / CONFIG_FILE, {"kind": kind, "format_version": FORMAT_VERSION, **config})
+        if KIND_KEY in config or "format_version" in config:
+            raise CheckpointError(f"config may not use the reserved keys {KIND_KEY!r} / 'format_version'")
+        write_json_atomic(tmp / CONFIG_FILE, {KIND_KEY: kind, "format_version": FORMAT_VERSION, **config})
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
         if extra:
             save_file({k: v.detach().contiguous().cpu() for k, v in extra.items()}, str(tmp / "extra.safetensors"))
@@ -100,8 +103,8 @@ def read(path: str | Path, *, with_extra: bool = False) -> Checkpoint:
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a checkpoint folder (expected {CONFIG_FILE} + {WEIGHTS_FILE})")
     config = _read_json(path / CONFIG_FILE, "config")
-    if "kind" not in config:
-        raise CheckpointError(f"{path / CONFIG_FILE}: no 'kind' field; cannot tell which model it holds")
+    if KIND_KEY not in config:
+        raise CheckpointError(f"{path / CONFIG_FILE}: no {KIND_KEY!r} field; cannot tell which model it holds")
     weights = path / WEIGHTS_FILE
     if not weights.exists():
         raise CheckpointError(f"{path}: missing {WEIGHTS_FILE}")
@@ -112,7 +115,7 @@ def read(path: str | Path, *, with_extra: bool = False) -> Checkpoint:
     if with_extra and (path / "extra.safetensors").exists():
         tensors.update({f"extra:{k}": v for k, v in load_file(str(path / "extra.safetensors")).items()})
     metrics = _read_json(path / METRICS_FILE, "metrics") if (path / METRICS_FILE).exists() else None
-    kind = config.pop("kind")
+    kind = config.pop(KIND_KEY)
     config.pop("format_version", None)
     return Checkpoint(path, kind, config, tensors, metrics)
 

@@ -51,12 +51,17 @@ def test_bad_folders(tmp_path):
     (tmp_path / "bad" / "config.json").write_text("{oops")
     with pytest.raises(ck.CheckpointError, match="malformed JSON"):
         ck.read(tmp_path / "bad")
-    (tmp_path / "bad" / "config.json").write_text('{"kind": "test-linear", "n": 3}')
+    (tmp_path / "bad" / "config.json").write_text('{"checkpoint_kind": "test-linear", "n": 3}')
     (tmp_path / "bad" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ck.CheckpointError, match="unreadable safetensors"):
         ck.read(tmp_path / "bad")
-    (tmp_path / "bad" / "config.json").write_text('{"kind": "nope"}')
     (tmp_path / "bad" / "model.safetensors").unlink()
     ck.save(tmp_path / "bad", kind="nope", config={}, tensors={"x": torch.zeros(1)})
     with pytest.raises(ck.CheckpointError, match="unknown kind 'nope'"):
         ck.load_model(tmp_path / "bad")
+
+
+def test_model_config_may_have_its_own_kind_field(tmp_path):
+    ck.save(tmp_path / "m", kind="test-linear", config={"kind": "grid", "n": 2}, tensors={"x": torch.zeros(1)})
+    read = ck.read(tmp_path / "m")
+    assert read.kind == "test-linear" and read.config == {"kind": "grid", "n": 2}
