@@ -44,18 +44,13 @@ def main(argv=None):
     print(f"image pool {images.shape} and validation {', '.join(f'{w}: {len(v)}' for w, v in val.items())} "
           f"ready in {time.time() - t0:.0f} s")
 
-    t0 = time.time()
     model = training.train(cfg, images, val, resume=args.resume, progress=not args.no_progress)
-    wall = time.time() - t0
     if args.ship:
-        metrics = evaluation.shipped_metrics(model, cfg.tokenizer.image_size)
-        run_state = checkpoint.read(cfg.train.out_dir).metrics or {}
-        metrics.update(train_seconds_this_call=round(wall, 1), steps=cfg.train.steps,
-                       train_seconds=run_state.get("train_seconds_total", round(wall, 1)),
-                       command="python " + " ".join(shlex.quote(a) for a in sys.argv))
-        checkpoint.save_model(model, args.ship, metrics=metrics)
+        run = checkpoint.read(cfg.train.out_dir).metrics or {}
+        seconds = run.get("train_seconds_total", run.get("train_seconds"))
+        metrics = evaluation.ship(model, args.ship, command="python " + " ".join(shlex.quote(a) for a in sys.argv),
+                                  train_seconds=seconds, steps=run.get("step"))
         print(f"shipped {args.ship}: {metrics}")
-
 
 if __name__ == "__main__":
     main()

@@ -123,20 +123,27 @@ class ImageTokenizer(nn.Module):
 
     # ---- checkpoints (fuselip.checkpoint)
     def config_dict(self) -> dict:
-        return to_dict(self.config)
+        return {"tokenizer": to_dict(self.config)}  # nested: the checkpoint's own top-level "kind" stays unique
 
     @classmethod
     def from_config(cls, config: dict):
-        return cls(from_dict(TokenizerConfig, config, "tokenizer"))
+        if "tokenizer" not in config:
+            raise ValueError(f"tokenizer checkpoint config has no 'tokenizer' section (keys: {sorted(config)})")
+        return cls(from_dict(TokenizerConfig, config["tokenizer"], "tokenizer"))
+
+    export_dtype: torch.dtype | None = None  # e.g. torch.float16 to ship half-size weights (fuselip.tokenizers.ship)
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
         """The weights only: the quantiser's training buffers are train state, not model."""
         skip = {f"quantizer.{name}" for name in VectorQuantizer.TRAINING_BUFFERS}
-        return {k: v for k, v in self.state_dict().items() if k not in skip}
+        tensors = {k: v for k, v in self.state_dict().items() if k not in skip}
+        if self.export_dtype is not None:
+            tensors = {k: v.to(self.export_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+        return tensors
 
     def import_tensors(self, tensors: dict[str, torch.Tensor], where: str) -> None:
         check_state_dict(self.export_tensors(), tensors, where)
-        self.load_state_dict(tensors, strict=False)
+        self.load_state_dict(tensors, strict=False)  # copies into the model's own dtype (fp16 files -> fp32)
 
     def extra_repr(self) -> str:
         return f"tokens={self.num_tokens}, codebook={self.codebook_size}x{self.config.code_dim}"

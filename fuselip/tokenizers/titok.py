@@ -11,7 +11,6 @@ The paper's sizes (256 px, 16-px patches, 128 tokens) are presets `small` / `bas
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fuselip.checkpoint import register
@@ -37,7 +36,10 @@ class Block(nn.Module):
     def forward(self, x):
         b, t, w = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v)        # (B, H, T, w/H)
+        # written out (not F.scaled_dot_product_attention): with bf16 autocast on CPU the fused kernel's
+        # backward is several times slower than these two small batched matmuls
+        weights = (q @ k.transpose(-2, -1) * (w // self.heads) ** -0.5).softmax(dim=-1)  # (B, H, T, T)
+        a = weights.to(v.dtype) @ v                          # (B, H, T, w/H)
         x = x + self.proj(a.transpose(1, 2).reshape(b, t, w))  # (B, T, W)
         return x + self.mlp(self.ln2(x))
 

@@ -50,8 +50,9 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
 
 
 def train_state(model: ImageTokenizer, optimizer: torch.optim.Optimizer, step: int,
-                batch_rng: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"step": torch.tensor(step), "rng.torch": torch.get_rng_state(), "rng.batches": batch_rng.get_state()}
+                batch_rng: torch.Generator, seconds: float = 0.0) -> dict[str, torch.Tensor]:
+    state = {"step": torch.tensor(step), "rng.torch": torch.get_rng_state(), "rng.batches": batch_rng.get_state(),
+             "train_seconds": torch.tensor(seconds, dtype=torch.float64)}
     for name in VectorQuantizer.TRAINING_BUFFERS:
         state[f"buffer.{name}"] = getattr(model.quantizer, name)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -75,10 +76,10 @@ def load_train_state(state: dict[str, torch.Tensor], model: ImageTokenizer, opti
     return int(state["step"])
 
 
-def save_run(model, optimizer, step, batch_rng, out_dir: Path, metrics: dict) -> None:
+def save_run(model, optimizer, step, batch_rng, out_dir: Path, metrics: dict, seconds: float = 0.0) -> None:
     checkpoint.save(out_dir, kind=model.checkpoint_kind, config=model.config_dict(),
                     tensors=model.export_tensors(), metrics=metrics,
-                    extra=train_state(model, optimizer, step, batch_rng))
+                    extra=train_state(model, optimizer, step, batch_rng, seconds))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
     model = build_tokenizer(cfg.tokenizer).to(tc.device)
     optimizer = make_optimizer(model, tc)
     batch_rng = torch.Generator().manual_seed(tc.seed)
-    step = 0
+    step, seconds_before = 0, 0.0
     if resume and (out_dir / checkpoint.WEIGHTS_FILE).exists():
         ckpt = checkpoint.read(out_dir, with_extra=True)
         if ckpt.config != model.config_dict():
@@ -108,6 +109,7 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
         extra = {k.split(":", 1)[1]: v for k, v in ckpt.tensors.items() if k.startswith("extra:")}
         model.import_tensors({k: v for k, v in ckpt.tensors.items() if not k.startswith("extra:")}, str(out_dir))
         step = load_train_state(extra, model, optimizer, batch_rng)
+        seconds_before = float(extra.get("train_seconds", torch.tensor(0.0)))
         log(f"resumed from {out_dir} at step {step}")
     checkpoint.write_json_atomic(_ensure_dir(out_dir.parent) / f"{out_dir.name}.run.json", to_dict(cfg))
 
@@ -139,17 +141,19 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
         if step % tc.log_every == 0 or step == tc.steps:
             stats = codebook_stats(torch.cat(window_codes), model.codebook_size)
             window_codes = []
-            bar.set_postfix(loss=f"{float(losses['loss']):.4f}", psnr=f"{psnr(recon.detach(), x).mean():.2f}",
+            bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}", psnr=f"{psnr(recon.detach(), x).mean():.2f}",
                             usage=f"{stats['usage']:.2f}", refresh=False)
         last = step == tc.steps or (stop_after is not None and step - start_step >= stop_after)
         if (tc.val_every and step % tc.val_every == 0) or last:
             model.eval()
-            metrics = {"step": step, **evaluate(model, val_images), "train_seconds": round(time.time() - t0, 1)}
+            metrics = {"step": step, **evaluate(model, val_images),
+                       "train_seconds_total": round(seconds_before + time.time() - t0, 1)}
             model.train()
             log(f"step {step}: " + ", ".join(f"psnr[{w}]={v:.2f}" for w, v in metrics["psnr"].items())
                 + f", usage={metrics['usage']:.3f}, perplexity={metrics['perplexity']:.1f}")
         if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or last:
-            save_run(model, optimizer, step, batch_rng, out_dir, {"step": step, **metrics})
+            save_run(model, optimizer, step, batch_rng, out_dir, {"step": step, **metrics},
+                     seconds=seconds_before + time.time() - t0)
         if last:
             break
     bar.close()
