@@ -9,7 +9,8 @@ rep is forward + backward of the pooled embeddings (training mode). The anchor i
 `no_causal_mask=True` and no padding mask (`attn_mask=None`: it does strictly less work than a masked encoder).
 Printed: samples/s of both (median over reps), our MFU (achieved FLOP/s of our trimmed forward+backward ÷ the
 bf16 matmul peak measured in this run), the same comparison with open_clip fed the batch already trimmed to its
-longest sequence (kernel efficiency alone, without our trimming), and last `ratio_vs_open_clip=X.XX`.
+longest sequence (kernel efficiency alone, without our trimming), our model forced onto PyTorch's SDPA kernel
+(`ours_sdpa_kernel`: why bf16 on CPU uses the explicit attention), and last `ratio_vs_open_clip=X.XX`.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from open_clip.transformer import TextTransformer  # noqa: E402
 
 from fuselip import vocab  # noqa: E402
 from fuselip.config import load_preset  # noqa: E402
-from fuselip.model import FuseLIP  # noqa: E402
+from fuselip.model import Block, FuseLIP  # noqa: E402
 from fuselip.tokenizers import build_tokenizer  # noqa: E402
 
 
@@ -106,7 +107,15 @@ def main(argv=None) -> float:
             embedding = theirs(batch)
         embedding.float().sum().backward()
 
-    runs = {"ours": run_ours, "open_clip": lambda: run_theirs(ids), "open_clip_trimmed": lambda: run_theirs(trimmed)}
+    def run_ours_sdpa():  # our model with PyTorch's SDPA kernel instead of the explicit bf16 CPU attention
+        Block.explicit_cpu_bf16 = False
+        try:
+            run_ours()
+        finally:
+            Block.explicit_cpu_bf16 = True
+
+    runs = {"ours": run_ours, "ours_sdpa_kernel": run_ours_sdpa, "open_clip": lambda: run_theirs(ids),
+            "open_clip_trimmed": lambda: run_theirs(trimmed)}
     for fn in runs.values():  # warm-up
         fn()
     times = {name: [] for name in runs}

@@ -35,11 +35,9 @@ The full, uncompacted state is what the training checkpoints in runs/ hold (exac
 """
 from __future__ import annotations
 
-import math
 import warnings
 from typing import NamedTuple, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -59,6 +57,10 @@ class TokenRows(NamedTuple):
 
 class Block(nn.Module):
     """Pre-LN transformer block with fused QKV projection and bidirectional attention."""
+
+    # bf16 on CPU: PyTorch's CPU flash-attention kernel is several times slower (backward) than the explicit two
+    # matmuls at our sequence lengths; benchmarks/encoder_throughput.py measures both ("ours_sdpa_kernel").
+    explicit_cpu_bf16 = True
 
     def __init__(self, width: int, heads: int, mlp_ratio: float):
         super().__init__()
@@ -80,10 +82,8 @@ class Block(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)          # 3 x (B, H, T, hd)
         key_mask = keep[:, None, None, :]                       # (B, 1, 1, T): True = attend to this key
         weights = None
-        if return_attention or (q.device.type == "cpu" and q.dtype == torch.bfloat16):
-            # explicit softmax(q k^T / sqrt(hd)) v: the same maths, weights available. Also the fast path for
-            # bf16 on CPU, where PyTorch's flash-attention kernel is ~4x slower (backward) than these two matmuls
-            # at our sequence lengths (benchmarks/encoder_throughput.py measures both).
+        if return_attention or (self.explicit_cpu_bf16 and q.device.type == "cpu" and q.dtype == torch.bfloat16):
+            # explicit softmax(q k^T / sqrt(hd)) v: the same maths, with the weights available
             scores = (q @ k.transpose(-2, -1)) * (D // H) ** -0.5  # (B, H, T, T)
             weights = scores.masked_fill(~key_mask, float("-inf")).softmax(dim=-1)
             y = weights.to(v.dtype) @ v                         # (B, H, T, hd)
