@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fuselip import viz
+from fuselip import checkpoint, viz
 from fuselip.data.types import EvalItem, Side, image_key
 from fuselip.images import ImageError, open_image, preprocess
 
@@ -306,7 +306,7 @@ class Registry:
 def _checkpoint_kind(folder: Path) -> str | None:
     try:
         with open(folder / "config.json") as f:
-            return json.load(f).get("kind")
+            return json.load(f).get(checkpoint.KIND_KEY)
     except (OSError, ValueError, AttributeError):
         return None
 
