@@ -298,9 +298,9 @@ def masked_predictions(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
     h, _, _, _ = model.hidden_states(masked)                                       # (1, T', D)
     states = h[0, mask[:masked.shape[1]].to(model.device)]                         # (M, D)
     if getattr(model.config, "mmm_vocab", "full") == "seen":
-        seen = model.token_seen.nonzero().squeeze(1)                               # (S,)
+        table = model.token_rows()                                                 # the seen ids and their rows
         logits = torch.full((states.shape[0], model.vocab_size), float("-inf"), device=states.device)
-        logits[:, seen] = model.mmm_logits(states, seen).float()
+        logits[:, table.ids] = model.mmm_logits(states, table).float()
     else:
         logits = model.mmm_logits(states).float()                                  # (M, V)
     return logits.log_softmax(dim=-1).cpu()

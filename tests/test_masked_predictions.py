@@ -29,12 +29,13 @@ def test_log_probabilities_match_the_training_computation(mmm_vocab):
         assert torch.equal(finite, model.token_seen[None].expand(3, -1))
     else:
         assert bool(finite.all())
-    # the same numbers by hand: mask, encode, head, softmax
+    # the same numbers by hand: mask, encode, head (tied to the token table), softmax over the trained ids
     with torch.no_grad():
         h, _, _, _ = model.hidden_states(apply_mask(ids, mask)[None])
-        seen = model.token_seen.nonzero().squeeze(1) if mmm_vocab == "seen" else None
-        by_hand = F.log_softmax(model.mmm_logits(h[0, mask], seen), dim=-1)
-    expected = logp[:, seen] if seen is not None else logp
+        z = model.mmm_ln(F.gelu(model.mmm_dense(h[0, mask])))
+        ids_out = model.token_seen.nonzero().squeeze(1) if mmm_vocab == "seen" else torch.arange(model.vocab_size)
+        by_hand = F.log_softmax(z @ model.token_embedding.weight[ids_out].T + model.mmm_bias[ids_out], dim=-1)
+    expected = logp[:, ids_out]
     torch.testing.assert_close(expected, by_hand)
 
 
