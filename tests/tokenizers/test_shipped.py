@@ -1,0 +1,31 @@
+"""The shipped tokenizers load and reproduce the PSNR their metrics.json reports, on the fixed test batch."""
+from pathlib import Path
+
+import pytest
+
+import fuselip
+from fuselip.tokenizers import ImageTokenizer
+from fuselip.tokenizers.evaluation import FIXED_BATCH, evaluate, fixed_test_batch
+
+ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
+SHIPPED = {"tokenizer-grid-tiny": "grid", "tokenizer-titok-tiny": "titok"}
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return fixed_test_batch(64)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_checkpoint_reproduces_its_metrics(name, batch):
+    model = fuselip.load_model(ROOT / name)
+    assert isinstance(model, ImageTokenizer) and model.config.kind == SHIPPED[name]
+    reported = model.metrics["fixed_batch"]
+    assert reported["images_per_world"] == FIXED_BATCH == len(batch["shapes"])
+    measured = evaluate(model, batch)
+    for world, psnr in reported["psnr"].items():
+        assert abs(measured["psnr"][world] - psnr) <= 0.2, (name, world, measured["psnr"][world], psnr)
+    # the test-split figures are in the same file, from the same function on more images
+    test = model.metrics["test"]
+    assert set(test["psnr"]) == {"shapes", "emoji"} and 0 < test["usage"] <= 1
+    assert (ROOT / name / "model.safetensors").stat().st_size < 4_000_000
