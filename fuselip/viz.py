@@ -493,6 +493,40 @@ def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence
     fig.tight_layout()
     return fig
 
+
+def task_bars_figure(results_by_model: dict, world: str = "mean", tasks: Sequence[str] | None = None,
+                     title: str = "top-1 accuracy per task"):
+    """Grouped bars: one group per task, one bar per model, from fuselip.evaluate results ({model: results});
+    `world` = "mean" (over worlds) or a world name."""
+    import matplotlib.pyplot as plt
+    names = list(results_by_model)
+    if tasks is None:
+        tasks = []
+        for results in results_by_model.values():
+            source = results["mean"] if world == "mean" else results["worlds"].get(world, {})
+            tasks += [t for t in source if t not in tasks]
+    def value(results, task):
+        if world == "mean":
+            return results["mean"].get(task, float("nan"))
+        return results["worlds"].get(world, {}).get(task, {}).get("top1", float("nan"))
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(1.1 * len(tasks) + 1.5, 3))
+    for k, name in enumerate(names):
+        x = np.arange(len(tasks)) + (k - (len(names) - 1) / 2) * width
+        ax.bar(x, [value(results_by_model[name], t) for t in tasks], width, label=name)
+    ax.set_xticks(np.arange(len(tasks)), tasks, fontsize=8)
+    ax.set(ylabel="top-1 (%)", ylim=(0, 100), title=f"{title} ({world})")
+    ax.legend(fontsize=7, ncol=len(names))
+    fig.tight_layout()
+    return fig
+
+
+def side_picture(side, size: int = 96, correct: bool | None = None) -> np.ndarray:
+    """One side of a pair or a candidate (fuselip.data.types.Side) as a square picture: its image enlarged, or
+    a text card when it has no image; framed green / gray when `correct` is True / False."""
+    picture = enlarge(side.image, size) if side.image is not None else text_card(side.text, size)
+    return frame(picture, correct) if correct is not None else picture
+
 # =============================================================================================
 # Image tokens in the app (tab 1): a grid tokenizer's codes drawn over the image (readable ids, one
 # colour per code), the cells that use one code, and TiTok's tokens as a strip of coloured ids.
@@ -580,3 +614,72 @@ def token_strip_image(codes: Sequence[int], size: int = 256, per_row: int = 8,
         draw.text((x + 3, y + 2), str(i), fill=(60, 60, 60), font=small)
         draw.text((x + cell // 2, y + cell * 3 // 5), str(code), fill=(0, 0, 0), font=font, anchor="mm")
     return np.asarray(picture)
+
+# =============================================================================================
+# Tokenizer pictures (tokenizer helper): original | its tokens | the reconstruction from the tokens,
+# and a sheet of per-token influence maps (computed by fuselip.tokenizers.influence, drawn here).
+# Arrays in, (H, W, 3) uint8 out; pure PIL except the heatmap colours.
+# =============================================================================================
+
+RECON_LABEL_HEIGHT = 18             # pixels of caption under each panel
+INFLUENCE_LABEL_HEIGHT = 14
+
+
+def _labelled(panel: np.ndarray, label: str, height: int) -> np.ndarray:
+    picture = Image.new("RGB", (panel.shape[1], panel.shape[0] + height), PREVIEW_BG)
+    picture.paste(Image.fromarray(panel), (0, 0))
+    ImageDraw.Draw(picture).text((panel.shape[1] // 2, panel.shape[0] + height // 2), label, fill=PREVIEW_INK,
+                                 font=_font(max(9, height - 6)), anchor="mm")
+    return np.asarray(picture)
+
+
+def _hstack(panels: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
+    height = max(p.shape[0] for p in panels)
+    width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
+    sheet = Image.new("RGB", (width, height), PREVIEW_BG)
+    x = 0
+    for p in panels:
+        sheet.paste(Image.fromarray(p), (x, 0))
+        x += p.shape[1] + gap
+    return np.asarray(sheet)
+
+
+def reconstruction_row(original: np.ndarray, codes: Sequence[int], reconstruction: np.ndarray,
+                       grid: int | None = None, size: int = 192, psnr: float | None = None) -> np.ndarray:
+    """Original | tokens | reconstruction, side by side. `grid` = g for a g×g grid tokenizer (tokens drawn
+    over the image), None for a 1-D tokenizer (tokens drawn as a strip). Images (S, S, 3) uint8."""
+    codes = [int(c) for c in codes]
+    if grid is not None:
+        tokens = token_grid_image(original, codes, grid, size=size)
+        token_label = f"{grid}x{grid} codes"
+    else:
+        tokens = token_strip_image(codes, size=size)
+        token_label = f"{len(codes)} codes (1-D)"
+    side = tokens.shape[1]
+    recon_label = "reconstruction" + (f" ({psnr:.1f} dB)" if psnr is not None else "")
+    return _hstack([_labelled(enlarge(original, side), "original", RECON_LABEL_HEIGHT),
+                    _labelled(tokens, token_label, RECON_LABEL_HEIGHT),
+                    _labelled(enlarge(reconstruction, side), recon_label, RECON_LABEL_HEIGHT)])
+
+
+def reconstruction_sheet(rows: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    """Rows of `reconstruction_row` stacked vertically."""
+    width = max(r.shape[1] for r in rows)
+    sheet = Image.new("RGB", (width, sum(r.shape[0] for r in rows) + gap * (len(rows) - 1)), PREVIEW_BG)
+    y = 0
+    for r in rows:
+        sheet.paste(Image.fromarray(r), (0, y))
+        y += r.shape[0] + gap
+    return np.asarray(sheet)
+
+
+def influence_sheet(image: np.ndarray, maps, codes: Sequence[int], columns: int = 8, cell: int = 96) -> np.ndarray:
+    """One heatmap per token over the image: where replacing that token alone changes the decoded pixels.
+    maps: (N, S, S) from `tokenizer.influence_maps(codes)`; all tiles share one colour scale (the largest
+    change anywhere), so a weak token looks weak."""
+    maps = np.asarray(maps.detach().cpu() if hasattr(maps, "detach") else maps, dtype=np.float32)
+    top = float(maps.max(initial=0.0)) or 1.0
+    tiles = [_labelled(heatmap_overlay(image, m, size=cell, smooth=True, vmax=top), f"token {i}: {int(c)}",
+                       INFLUENCE_LABEL_HEIGHT) for i, (m, c) in enumerate(zip(maps, codes))]
+    rows = [_hstack(tiles[i:i + columns], gap=2) for i in range(0, len(tiles), columns)]
+    return reconstruction_sheet(rows, gap=2)

@@ -116,6 +116,12 @@ class ImageTokenizer(nn.Module):
         """Called by the training loop after every optimiser step (dead-code re-seeding)."""
         return self.quantizer.reseed_dead_codes()
 
+    def influence_maps(self, codes: torch.Tensor, replacement: torch.Tensor | None = None) -> torch.Tensor:
+        """codes (N,) of one image -> (N, S, S): how much each pixel changes when token i alone is replaced
+        (fuselip.tokenizers.influence; drawn by fuselip.viz.influence_sheet)."""
+        from fuselip.tokenizers.influence import influence_maps
+        return influence_maps(self, codes, replacement)
+
     def tokenize(self, images: Sequence) -> torch.Tensor:
         """Any image-like objects (paths, PIL, arrays) -> (B, N) codes."""
         arrays = [preprocess(image, self.config.image_size) for image in images]

@@ -16,7 +16,6 @@ from torch import nn
 from fuselip.checkpoint import register
 from fuselip.config import TokenizerConfig
 from fuselip.tokenizers.base import ImageTokenizer
-from fuselip.tokenizers.influence import influence_maps
 
 
 class Block(nn.Module):
@@ -109,11 +108,4 @@ class TiTokTokenizer(ImageTokenizer):
                             self.from_code(z_q.to(self.mask_token.dtype))], dim=1) + self.dec_pos  # (B, P+N, W')
         out = self.decoder(tokens)
         return self.unpatchify(self.to_pixels(out[:, :self.num_patches])) * 0.5 + 0.5  # (B, 3, S, S)
-
-    # ---- what one token does (drawn by fuselip.viz)
-    @torch.inference_mode()
-    def influence_maps(self, codes: torch.Tensor, replacement: torch.Tensor | None = None) -> torch.Tensor:
-        """codes (N,) of one image -> (N, S, S): mean |Δpixel| over channels when token i alone is
-        replaced by another code (default: the code that is farthest from it in the codebook)."""
-        return influence_maps(self, codes, replacement)
 
