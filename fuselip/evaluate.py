@@ -34,7 +34,6 @@ import torch
 
 from fuselip.data.types import EvalItem, Side
 
-WORLDS = ("shapes", "emoji")
 RETRIEVAL = "retrieval"
 RETRIEVAL_SOURCE = "caption"   # the task whose items form the retrieval gallery
 ENCODE_BATCH = 256             # sides per model.encode call
@@ -183,7 +182,12 @@ def default_tasks() -> tuple[str, ...]:
     return tuple(TASKS)
 
 
-def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] = WORLDS,
+def default_worlds() -> tuple[str, ...]:
+    from fuselip.data.tasks import WORLDS
+    return tuple(WORLDS)
+
+
+def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] | None = None,
              tasks: Sequence[str] | None = None, split: str = "test", n_items: int = 500, seed: int = 0,
              image_size: int = 64, batch_size: int = ENCODE_BATCH, retrieval: bool = True,
              progress: Callable[[str], None] | None = None) -> dict:
@@ -193,6 +197,7 @@ def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] = 
     `n_items` per (world, task). One (world, task) is generated, encoded and scored at a time.
     """
     tasks = tuple(tasks) if tasks is not None else default_tasks()
+    worlds = tuple(worlds) if worlds is not None else default_worlds()
     source = items or benchmark_items(split, n_items, seed, image_size)
     results: dict = {"split": split, "seed": seed, "n_items": n_items, "worlds": {}, "mean": {}}
     for world in worlds:
@@ -241,11 +246,12 @@ def model_image_size(model) -> int:
     return int(model.tokenizer.config.image_size)
 
 
-def measure_slice(model, split: str = "test", seed: int = 0, worlds: Sequence[str] = WORLDS,
+def measure_slice(model, split: str = "test", seed: int = 0, worlds: Sequence[str] | None = None,
                   n_items: int = SLICE_ITEMS) -> dict:
     """A small fixed slice of the benchmark, stored in a shipped checkpoint's metrics.json
     ("benchmark_slice") and re-measured by the tests: {"settings": …, "results": flat_metrics}."""
-    settings = {"split": split, "seed": seed, "worlds": list(worlds), "n_items": n_items}
+    worlds = list(worlds) if worlds is not None else list(default_worlds())
+    settings = {"split": split, "seed": seed, "worlds": worlds, "n_items": n_items}
     results = evaluate(model, split=split, seed=seed, worlds=worlds, n_items=n_items,
                        image_size=model_image_size(model))
     return {"settings": settings, "results": flat_metrics(results)}

@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="test-set seed: another seed = a fresh test set")
     parser.add_argument("--n-items", type=int, default=DEFAULT_ITEMS, help="items per (world, task)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--worlds", nargs="+", default=list(ev.WORLDS))
+    parser.add_argument("--worlds", nargs="+", default=list(ev.default_worlds()))
     parser.add_argument("--tasks", nargs="+", default=None, help="default: every task")
     parser.add_argument("--batch-size", type=int, default=ev.ENCODE_BATCH, help="sides per encode call")
     parser.add_argument("--out", default="", help="write the results (JSON) here")
