@@ -103,7 +103,6 @@ def score_items(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor]
     return results
 
 
-
 def item_choices(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor]) -> list[int]:
     """The candidate each item's query picks: an index into `item.candidates`, 0 when the model is right.
 
@@ -119,6 +118,7 @@ def item_choices(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor
         else:
             choices.append(others[int(scores[others].argmax())])
     return choices
+
 
 def _percent(flags: Sequence[bool]) -> float:
     return 100.0 * sum(flags) / len(flags) if flags else float("nan")
