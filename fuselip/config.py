@@ -33,6 +33,8 @@ class TokenizerConfig:
     dead_code_until: float = 0.8    # stop re-seeding after this fraction of the training steps (0: never stop)
     recent_codes: int = 8192        # encoder outputs kept to re-seed dead codes from
     codebook_weight: float = 1.0    # weight of the whole quantiser loss next to the reconstruction loss
+    vq_warmup: float = 0.0          # fraction of the training steps during which the decoder sees the
+                                    # continuous encoder output; at the switch every code is re-seeded from it
     encode_bf16: bool = True        # encode()/decode() under bf16 autocast on CPU (codes are looked up in fp32)
     # grid (convolutional VQ-VAE)
     stem_patch: int = 4             # pixels are first folded into channels by this factor (space-to-depth)

@@ -354,6 +354,15 @@ def _collapse_runs(cells: list, image_shown: int) -> list:
     return out
 
 
+def token_label(token: int) -> str:
+    """A readable label for any joint-vocabulary id: the BPE piece, sot/eot, [M], or `c<code>` for an image code."""
+    from fuselip import vocab
+    token = int(token)
+    kind = ("image" if token >= vocab.IMAGE_OFFSET else "sot" if token == vocab.SOT else "eot" if token == vocab.EOT
+            else "mask" if token == vocab.MASK else "text")
+    return _token_label(token, kind)
+
+
 def sequence_figure(sequences, names: Sequence[str] | None = None, title: str = "",
                     image_shown: int = SEQUENCE_IMAGE_SHOWN, show_ids: bool = True,
                     offsets: Sequence[int] | None = None):
@@ -657,9 +666,16 @@ def reconstruction_row(original: np.ndarray, codes: Sequence[int], reconstructio
         token_label = f"{len(codes)} codes (1-D)"
     side = tokens.shape[1]
     recon_label = "reconstruction" + (f" ({psnr:.1f} dB)" if psnr is not None else "")
-    return _hstack([_labelled(enlarge(original, side), "original", RECON_LABEL_HEIGHT),
+    return _hstack([_labelled(_outlined(enlarge(original, side)), "original", RECON_LABEL_HEIGHT),
                     _labelled(tokens, token_label, RECON_LABEL_HEIGHT),
-                    _labelled(enlarge(reconstruction, side), recon_label, RECON_LABEL_HEIGHT)])
+                    _labelled(_outlined(enlarge(reconstruction, side)), recon_label, RECON_LABEL_HEIGHT)])
+
+
+def _outlined(panel: np.ndarray) -> np.ndarray:
+    """A thin gray outline, so white canvases show their edges on the white sheet."""
+    out = np.array(panel, dtype=np.uint8, copy=True)
+    out[0], out[-1], out[:, 0], out[:, -1] = PREVIEW_PANEL_BG, PREVIEW_PANEL_BG, PREVIEW_PANEL_BG, PREVIEW_PANEL_BG
+    return out
 
 
 def reconstruction_sheet(rows: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:

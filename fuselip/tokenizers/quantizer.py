@@ -13,6 +13,10 @@ Dead codes: a code that no encoder output picks never receives a gradient and st
 training the quantiser counts how often each code is picked; every `dead_code_every` steps the codes
 picked fewer than `dead_code_threshold` times are re-seeded with randomly chosen recent encoder outputs
 (so they start where the data is). The training loop calls `reseed_dead_codes()` after each optimiser step.
+
+VQ warm-up (optional, `bypass`): for the first part of a run the decoder sees the continuous z, so encoder
+and decoder first learn to pass information at all (a 1-D tokenizer otherwise tends to settle on a blurry
+average); then every code is re-seeded from recent encoder outputs and quantisation starts.
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("recent_filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("window_steps", torch.zeros((), dtype=torch.long))
         self.reseeding = True  # the training loop turns this off for the final part of a run
+        self.bypass = False    # VQ warm-up: pass z through unquantised (the codebook still follows z)
 
     TRAINING_BUFFERS = ("usage_counts", "recent", "recent_filled", "window_steps")
 
@@ -81,6 +86,8 @@ class VectorQuantizer(nn.Module):
         losses["vq"] = losses["codebook"] + self.commitment * losses["commitment"]
         if self.training:
             self._track(flat.detach(), indices)
+        if self.bypass and self.training:
+            return z, indices.view(z.shape[:-1]), losses
         z_st = z + (z_q - z).detach()  # value z_q, gradient of z
         return z_st, indices.view(z.shape[:-1]), losses
 
@@ -96,6 +103,16 @@ class VectorQuantizer(nn.Module):
         positions = (start + torch.arange(take.shape[0], device=flat.device)) % size
         self.recent[positions] = take.to(self.recent)
         self.recent_filled += take.shape[0]
+
+    @torch.no_grad()
+    def reseed_all_codes(self) -> None:
+        """Every code becomes a random recent encoder output (the end of the VQ warm-up)."""
+        available = min(int(self.recent_filled), self.recent.shape[0])
+        if available:
+            pick = torch.randint(0, available, (self.codebook_size,), device=self.recent.device)
+            self.codebook.data.copy_(self.recent[pick].to(self.codebook))
+        self.usage_counts.zero_()
+        self.window_steps.zero_()
 
     @torch.no_grad()
     def reseed_dead_codes(self) -> int:

@@ -70,16 +70,17 @@ class TiTokTokenizer(ImageTokenizer):
         dl = config.decoder_layers or config.layers
         dh = config.decoder_heads or config.heads
 
-        # encoder
+        # encoder (embeddings start at scale width^-1/2 as in TiTok: latent tokens that start too alike
+        # tend to stay alike and all pick the same code)
         self.patch_embed = nn.Linear(3 * p * p, w)
-        self.enc_pos = nn.Parameter(torch.randn(self.num_patches + self.num_tokens, w) * 0.02)
-        self.latents = nn.Parameter(torch.randn(self.num_tokens, w) * 0.02)
+        self.enc_pos = nn.Parameter(torch.randn(self.num_patches + self.num_tokens, w) * w ** -0.5)
+        self.latents = nn.Parameter(torch.randn(self.num_tokens, w) * w ** -0.5)
         self.encoder = ViT(w, config.layers, config.heads, config.mlp_ratio)
         self.to_code = nn.Linear(w, config.code_dim)
         # decoder
         self.from_code = nn.Linear(config.code_dim, dw)
-        self.mask_token = nn.Parameter(torch.randn(dw) * 0.02)
-        self.dec_pos = nn.Parameter(torch.randn(self.num_patches + self.num_tokens, dw) * 0.02)
+        self.mask_token = nn.Parameter(torch.randn(dw) * dw ** -0.5)
+        self.dec_pos = nn.Parameter(torch.randn(self.num_patches + self.num_tokens, dw) * dw ** -0.5)
         self.decoder = ViT(dw, dl, dh, config.mlp_ratio)
         self.to_pixels = nn.Linear(dw, 3 * p * p)
 

@@ -117,6 +117,7 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
     pool = torch.from_numpy(train_images)  # (M, S, S, 3) uint8
     autocast = torch.autocast(tc.device.split(":")[0], dtype=torch.bfloat16, enabled=tc.precision == "bf16")
     reseed_until = int(cfg.tokenizer.dead_code_until * tc.steps) if cfg.tokenizer.dead_code_until > 0 else tc.steps
+    vq_from = int(cfg.tokenizer.vq_warmup * tc.steps)  # steps before this one pass z through unquantised
     window_codes: list[torch.Tensor] = []
     metrics: dict = {}
     start_step, t0 = step, time.time()
@@ -126,6 +127,9 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
         x = to_tensor(pool[idx].numpy()).to(tc.device)  # (B, 3, S, S)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, tc)
+        model.quantizer.bypass = step < vq_from
+        if step == vq_from and vq_from > 0:
+            model.quantizer.reseed_all_codes()
         with autocast:
             recon, codes, losses = model(x)
         optimizer.zero_grad(set_to_none=True)

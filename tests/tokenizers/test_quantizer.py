@@ -87,3 +87,21 @@ def test_dead_codes_are_reseeded_from_recent_encoder_outputs():
     _, idx, _ = vq.eval()(torch.randn(4096, 2))
     assert codebook_stats(idx, 64)["usage"] > 0.8
     assert (vq.codebook.abs() < 10).all()
+
+
+def test_vq_warmup_passes_z_through_then_reseeds_every_code_from_it():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 3, l2_codes=True, recent_codes=64).train()
+    vq.bypass = True
+    z = torch.randn(40, 3, requires_grad=True)
+    out, idx, losses = vq(z)
+    torch.testing.assert_close(out, torch.nn.functional.normalize(z, dim=-1))  # unquantised
+    losses["codebook"].backward()
+    assert vq.codebook.grad.abs().sum() > 0  # the codebook still follows the encoder
+    vq.reseed_all_codes()
+    recent = vq.recent[:40]
+    for code in vq.codebook.detach():
+        assert torch.isclose(recent, code).all(dim=1).any()
+    vq.eval()  # bypass only acts in training
+    out, idx, _ = vq(z.detach())
+    torch.testing.assert_close(out, vq.codes_from_indices(idx))
