@@ -73,8 +73,13 @@ def main(argv=None) -> dict:
                         help="--compare: add a column last − first and print the largest task difference "
                              "(e.g. one checkpoint on two test seeds: python train/evaluate.py --compare "
                              "seed0.json seed1.json --delta)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default; 1 is faster on a machine busy with other jobs)")
     parser.add_argument("--verbose", action="store_true", help="print progress to stderr")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
 
     if args.checkpoint:
         results = evaluate_checkpoint(args.checkpoint, args)
