@@ -545,6 +545,7 @@ class Demo:
         self.benchmark = Benchmark(self.config)
         self._indexes: dict[tuple[str, str], object] = {}
         self._index_lock = threading.Lock()
+        self._index_builders: dict[tuple[str, str], threading.Lock] = {}
         self._probes: OrderedDict = OrderedDict()
         self._probe_lock = threading.Lock()
 
@@ -691,19 +692,23 @@ class Demo:
 
     # ---- tab 3: fused-query retrieval
     def _index(self, model_key: str, which: str, items: list[Side] | None = None):
+        """The searchable gallery `which` for one model, embedded once (one builder per (model, gallery):
+        a request that arrives while the warm-up thread embeds the same gallery waits for it)."""
         from fuselip.retrieval import GalleryIndex
         items = self.benchmark.gallery(which) if items is None else items
         cache_key = (model_key, which)
         with self._index_lock:
-            index = self._indexes.get(cache_key)
-        if index is not None and (index.items is items or index.keys == [s.key() for s in items]):
+            build_lock = self._index_builders.setdefault(cache_key, threading.Lock())
+        with build_lock:
+            with self._index_lock:
+                index = self._indexes.get(cache_key)
+            if index is not None and (index.items is items or index.keys == [s.key() for s in items]):
+                return index
+            index = GalleryIndex(self.registry.get(model_key), items)
+            index.items = items  # the very list the benchmark holds: later requests compare by identity
+            with self._index_lock:
+                self._indexes[cache_key] = index
             return index
-        model = self.registry.get(model_key)
-        index = GalleryIndex(model, items)
-        index.items = items  # the very list the benchmark holds: later requests compare by identity
-        with self._index_lock:
-            self._indexes[cache_key] = index
-        return index
 
     def _query(self, image, text: str, what: str) -> tuple[Side, list[str]]:
         array, notes = read_image(image, self.config.image_size)
