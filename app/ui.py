@@ -141,9 +141,9 @@ def _tokens_tab(demo: Demo) -> None:
         with gr.Column(scale=2):
             summary = gr.Markdown()
             with gr.Row():
-                tokens = picture("tokens (code ids)", elem_id="tokens-picture")
-                recon = picture("reconstruction: decode(encode(image))")
-                highlight = picture("tokens using the selected code")
+                tokens = picture("tokens (code ids)", height=310, elem_id="tokens-picture")
+                recon = picture("reconstruction (decode)", height=310)
+                highlight = picture("tokens with the selected code", height=310)
             code = gr.Dropdown([], label="highlight a code", allow_custom_value=False)
             influence = gr.Gallery(label="TiTok: influence of each token (pixels it changes when replaced)",
                                    columns=8, height=300, format="png", visible=False)
