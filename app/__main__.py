@@ -5,10 +5,11 @@ FUSELIP_CHECKPOINTS (checkpoint folder, default ./checkpoints), FUSELIP_UNTRAINE
 for missing checkpoints), FUSELIP_CACHE (gallery-embedding cache, default ./cache/gallery),
 FUSELIP_APP_THREADS (torch threads, default 1).
 
-Start-up, for a fast cold start: torch + the package (and the benchmark examples the page shows) are imported
-in one thread while Gradio is imported in the main thread; once the page is served, a background thread
-loads the models and embeds the galleries (cached on disk after the first run). A request never waits for
-more than what it needs: each model is loaded once, behind its own lock.
+Start-up, for a fast cold start: only what the page needs is done before serving (torch + the package, the
+benchmark examples, Gradio, the layout); the models are loaded and the galleries embedded afterwards, in a
+background thread (gallery embeddings are cached on disk after the first run). A request never waits for
+more than what it needs: each model is loaded once, behind its own lock. Imports run one after the other:
+importing torch and Gradio in two threads at once was slower on 2 cores (the two fight over the GIL).
 """
 from __future__ import annotations
 
@@ -22,36 +23,15 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 
 
-class Loader(threading.Thread):
-    """Imports the package and builds the Demo (and its examples) while the main thread imports Gradio."""
-
-    def __init__(self):
-        super().__init__(name="load-package", daemon=True)
-        self.demo = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            import torch
-            from fuselip.demo import Demo, DemoConfig
-            config = DemoConfig.from_env()
-            torch.set_num_threads(config.threads)
-            demo = Demo(config)
-            demo.benchmark.load_all()
-            self.demo = demo
-        except BaseException as e:  # re-raised in the main thread
-            self.error = e
-
-
 def main() -> None:
     started = time.perf_counter()
-    loader = Loader()
-    loader.start()
-    import gradio  # noqa: F401  (the slow import, overlapped with the loader)
-    loader.join()
-    if loader.error is not None:
-        raise loader.error
-    demo = loader.demo
+    import torch
+    from fuselip.demo import Demo, DemoConfig
+    config = DemoConfig.from_env()
+    torch.set_num_threads(config.threads)
+    demo = Demo(config)
+    demo.benchmark.load_all()
+    loaded = time.perf_counter()
 
     from app.ui import CSS, build
     blocks = build(demo)
@@ -60,7 +40,9 @@ def main() -> None:
     blocks.queue(default_concurrency_limit=1)
     blocks.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=True, quiet=True,
                   prevent_thread_lock=True, footer_links=["api"], css=CSS)
-    print(f"FuseLIP demo serving on http://{host}:{port} (cold start {time.perf_counter() - started:.1f} s)",
+    now = time.perf_counter()
+    print(f"FuseLIP demo serving on http://{host}:{port} (cold start {now - started:.1f} s: package and examples "
+          f"{loaded - started:.1f} s, Gradio and the page {now - loaded:.1f} s; models load in the background)",
           flush=True)
     threading.Thread(target=demo.warm_up, name="warm-up", daemon=True).start()
     try:

@@ -55,7 +55,7 @@ class DemoConfig:
     worlds: tuple[str, ...] = ("shapes", "emoji")
     retrieval_tasks: tuple[str, ...] = ("tgit", "edit", "position", "vqa", "crop")
     gallery_items: int = 8              # eval items per (world, task) whose candidates form the galleries
-    examples_per_task: int = 2          # example queries per (world, task) offered in the app
+    examples_per_task: int = 1          # example queries per (world, task) offered in the app
     token_examples: int = 3             # example scenes per world in the image-tokens tab
     top_k: int = 5
     display_size: int = 192             # side of every picture the app shows (pixel art is upscaled)
