@@ -174,11 +174,11 @@ def context_note(text: str, room: int, what: str) -> list[str]:
 ROLES = {"tokenizer-grid": "tokenizer", "tokenizer-titok": "tokenizer", "fuselip": "fuselip",
          "siglip-sf": "late", "siglip-mlf": "late"}
 # name of the untrained stand-in per kind, and the preset it is built from (family, name)
-STAND_INS = {"tokenizer-grid": ("tokenizer-grid-tiny", ("fuselip", "tiny")),
-             "tokenizer-titok": ("tokenizer-titok-tiny", ("fuselip", "tiny-titok")),
+STAND_INS = {"tokenizer-grid": ("tokenizer-grid-tiny", ("tokenizer", "tiny-grid")),
+             "tokenizer-titok": ("tokenizer-titok-tiny", ("tokenizer", "tiny-titok")),
              "fuselip": ("fuselip-tiny", ("fuselip", "tiny")),
-             "siglip-sf": ("siglip-sf-tiny", ("baseline", "siglip-sf-tiny")),
-             "siglip-mlf": ("siglip-mlf-tiny", ("baseline", "siglip-mlf-tiny"))}
+             "siglip-sf": ("siglip-sf-tiny", ("baseline", "tiny-sf")),
+             "siglip-mlf": ("siglip-mlf-tiny", ("baseline", "tiny-mlf"))}
 MODEL_LABELS = {"fuselip": "FuseLIP", "siglip-sf": "SigLIP SF", "siglip-mlf": "SigLIP MLF",
                 "tokenizer-grid": "grid VQ-VAE", "tokenizer-titok": "TiTok"}
 
@@ -231,11 +231,13 @@ class Registry:
         return sorted(found, key=lambda k: (not self.entries[k].trained, k))
 
     def pick(self, kind: str, preferred: str = "") -> str | None:
-        """The entry for one retrieval column: the preferred checkpoint name if present, else the first of its kind."""
+        """The entry for one retrieval column: the preferred checkpoint name if present, else the first trained
+        one of its kind whose name says "tiny" (the CPU models), else the first of its kind."""
         names = self.names(kind)
         if preferred in names:
             return preferred
-        return names[0] if names else None
+        tiny = [n for n in names if "tiny" in n and self.entries[n].trained]
+        return (tiny or names or [None])[0]
 
     def get(self, key: str):
         """The loaded model for an entry key (loads it on first use; thread-safe)."""
