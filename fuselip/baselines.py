@@ -1,7 +1,7 @@
 """Late fusion: a SigLIP dual encoder built with open_clip, plus the two fusions of shared/PAPER.md.
 
-The dual encoder is `open_clip.model.CLIP` from a small config: a ViT over the raw pixels (in [0, 1], no
-mean/std normalisation, like FuseLIP) and a *bidirectional* text transformer over the same CLIP BPE ids
+The dual encoder is `open_clip.model.CLIP` from a small config: a ViT over the pixels (standardised like
+open_clip's SigLIP models: [0, 1] -> [-1, 1]) and a *bidirectional* text transformer over the same CLIP BPE ids
 that FuseLIP uses (fuselip.text / fuselip.vocab: `[sot, t_1 … t_k, eot]`, pad 0). Each tower embeds its
 own modality alone; the two vectors meet only at the end (*late fusion*):
 
@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from open_clip.constants import INCEPTION_MEAN, INCEPTION_STD
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from open_clip.transformer import LayerNorm, Transformer
 from torch import nn
@@ -285,9 +286,14 @@ class LateFusionSigLIP(nn.Module):
     # --- towers and fusion --------------------------------------------------------------------
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, 3) uint8 -> (N, E) projected image features (not normalised)."""
+        """(N, H, W, 3) uint8 -> (N, E) projected image features (not normalised).
+
+        Pixels are standardised as open_clip's SigLIP models expect (INCEPTION_MEAN/STD: [0, 1] -> [-1, 1]);
+        FuseLIP's tokenizer reads [0, 1] as the paper's does. Each model gets its own usual input."""
         x = pixels.permute(0, 3, 1, 2).float().div(255.0)  # (N, 3, H, W) in [0, 1]
-        return self.clip.encode_image(x)
+        mean = torch.tensor(INCEPTION_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(INCEPTION_STD, device=x.device).view(1, 3, 1, 1)
+        return self.clip.encode_image((x - mean) / std)
 
     def encode_text_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, T) `[sot, …, eot, pad…]` ids -> (N, E) projected text features at eot (not normalised)."""
