@@ -53,6 +53,9 @@ class TokenizerConfig:
     decoder_width: int = 0          # 0: same as the encoder (TiTok-BL uses a larger decoder)
     decoder_layers: int = 0
     decoder_heads: int = 0
+    pixel_decoder_channels: list[int] = field(default_factory=list)  # [] : a linear map from each decoder
+                                    # patch token to its pixels; [c0, c1, …]: a small convolutional pixel decoder
+                                    # (like TiTok's second stage), c0 at the patch grid, doubling the side per entry
 
 
 @dataclass

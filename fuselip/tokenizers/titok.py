@@ -7,6 +7,9 @@ The latent tokens are learned vectors appended to the patch sequence; through at
 the whole image, so what a token encodes is learned, not fixed to a region. The decoder starts from one
 learned mask token repeated over the patch grid and fills it in from the quantised latents.
 The paper's sizes (256 px, 16-px patches, 128 tokens) are presets `small` / `base` of this same module.
+Optionally (`pixel_decoder_channels`) the decoder's patch tokens feed a small convolutional pixel decoder
+instead of a linear map to pixels, as TiTok's second training stage feeds a VQGAN's convolutional decoder:
+the tokens stay 1-D, only the last step from patch features to pixels is convolutional.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from torch import nn
 from fuselip.checkpoint import register
 from fuselip.config import TokenizerConfig
 from fuselip.tokenizers.base import ImageTokenizer
+from fuselip.tokenizers.grid import ResBlock, Upsample
+
+EMBED_INIT_STD = 0.02  # learned embeddings (positions, latent tokens, mask token), as in ViT
 
 
 class Block(nn.Module):
@@ -70,19 +76,33 @@ class TiTokTokenizer(ImageTokenizer):
         dl = config.decoder_layers or config.layers
         dh = config.decoder_heads or config.heads
 
-        # encoder (embeddings start at scale width^-1/2 as in TiTok: latent tokens that start too alike
-        # tend to stay alike and all pick the same code)
+        # encoder
         self.patch_embed = nn.Linear(3 * p * p, w)
-        self.enc_pos = nn.Parameter(torch.randn(self.num_patches + self.num_tokens, w) * w ** -0.5)
-        self.latents = nn.Parameter(torch.randn(self.num_tokens, w) * w ** -0.5)
+        self.enc_pos = nn.Parameter(torch.randn(self.num_patches + self.num_tokens, w) * EMBED_INIT_STD)
+        self.latents = nn.Parameter(torch.randn(self.num_tokens, w) * EMBED_INIT_STD)
         self.encoder = ViT(w, config.layers, config.heads, config.mlp_ratio)
         self.to_code = nn.Linear(w, config.code_dim)
         # decoder
         self.from_code = nn.Linear(config.code_dim, dw)
-        self.mask_token = nn.Parameter(torch.randn(dw) * dw ** -0.5)
-        self.dec_pos = nn.Parameter(torch.randn(self.num_patches + self.num_tokens, dw) * dw ** -0.5)
+        self.mask_token = nn.Parameter(torch.randn(dw) * EMBED_INIT_STD)
+        self.dec_pos = nn.Parameter(torch.randn(self.num_patches + self.num_tokens, dw) * EMBED_INIT_STD)
         self.decoder = ViT(dw, dl, dh, config.mlp_ratio)
-        self.to_pixels = nn.Linear(dw, 3 * p * p)
+        ch = config.pixel_decoder_channels
+        if not ch:
+            self.to_pixels = nn.Linear(dw, 3 * p * p)
+            self.pixel_decoder = None
+        else:  # patch tokens -> (B, c0, g, g) feature map -> convolutions, doubling the side per entry
+            fold = p // 2 ** (len(ch) - 1)  # pixels per side folded into channels at the end
+            if fold < 1 or fold * 2 ** (len(ch) - 1) != p:
+                raise ValueError(f"titok: pixel_decoder_channels {ch} (one doubling per entry after the first) "
+                                 f"do not divide patch_size {p}")
+            self.to_pixels = nn.Linear(dw, ch[0])
+            layers = [ResBlock(ch[0]) for _ in range(config.decoder_stage_blocks)]
+            for c_prev, c in zip(ch, ch[1:]):
+                layers += [nn.GELU(), Upsample(c_prev, c)]
+                layers += [ResBlock(c) for _ in range(config.decoder_stage_blocks)]
+            layers += [nn.GELU(), nn.Conv2d(ch[-1], 3 * fold * fold, 3, padding=1), nn.PixelShuffle(fold)]
+            self.pixel_decoder = nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
     def patchify(self, x):
         b, c, s, _ = x.shape
@@ -107,6 +127,10 @@ class TiTokTokenizer(ImageTokenizer):
         b = z_q.shape[0]
         tokens = torch.cat([self.mask_token.expand(b, self.num_patches, -1),
                             self.from_code(z_q.to(self.mask_token.dtype))], dim=1) + self.dec_pos  # (B, P+N, W')
-        out = self.decoder(tokens)
-        return self.unpatchify(self.to_pixels(out[:, :self.num_patches])) * 0.5 + 0.5  # (B, 3, S, S)
+        out = self.to_pixels(self.decoder(tokens)[:, :self.num_patches])            # (B, P, 3·p·p or c0)
+        if self.pixel_decoder is None:
+            return self.unpatchify(out) * 0.5 + 0.5                                   # (B, 3, S, S)
+        g = self.grid
+        features = out.transpose(1, 2).reshape(b, -1, g, g)                          # (B, c0, g, g)
+        return self.pixel_decoder(features.contiguous(memory_format=torch.channels_last)) * 0.5 + 0.5
 

@@ -106,3 +106,12 @@ def test_titok_builds_and_runs_at_the_papers_sizes(preset):
         recon, codes, losses = tok(x)
     assert recon.shape == (1, 3, 256, 256) and codes.shape == (1, 128)
     assert int(codes.max()) < cfg.codebook_size and torch.isfinite(losses["loss"])
+
+
+def test_titok_with_a_convolutional_pixel_decoder():
+    cfg = dataclasses.replace(TINY["titok"], pixel_decoder_channels=[8, 4])  # 8-px patches: 4×4 grid -> 8×8 -> fold 4
+    tok = build_tokenizer(cfg)
+    recon, codes, _ = tok(torch.rand(2, 3, 32, 32))
+    assert recon.shape == (2, 3, 32, 32) and codes.shape == (2, 6)
+    with pytest.raises(ValueError, match="pixel_decoder_channels"):
+        build_tokenizer(dataclasses.replace(TINY["titok"], pixel_decoder_channels=[8, 4, 4, 4, 4]))
