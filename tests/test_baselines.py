@@ -16,13 +16,7 @@ from fuselip.losses import siglip_loss
 SMALL = dict(width=64, layers=2, heads=4, context_length=32, fusion_layers=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: more threads only spin-wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def small(kind: str):

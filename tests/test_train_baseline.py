@@ -17,13 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["caption", "position", "tgit"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: more threads only spin-wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def run(script: str, *args: str, capsys=None) -> str:
