@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from fuselip import evaluate as ev
 from fuselip.checkpoint import load_model
