@@ -175,8 +175,13 @@ def expand_rows(tensors: dict[str, torch.Tensor], key: str, shape: tuple[int, ..
     return mask
 
 
-def save_model(model: torch.nn.Module, path: str | Path, metrics: dict | None = None) -> Path:
+def save_model(model: torch.nn.Module, path: str | Path, metrics: dict | None = None,
+               dtype: torch.dtype | None = None) -> Path:
+    """Writes `model`'s export (or state dict); `dtype` (e.g. torch.float16) casts the floating-point tensors on
+    disk only: loading copies them back into the model's own dtype."""
     tensors = model.export_tensors() if hasattr(model, "export_tensors") else model.state_dict()
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     return save(path, kind=model.checkpoint_kind, config=model.config_dict(), tensors=tensors, metrics=metrics)
 
 

@@ -584,18 +584,23 @@ def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfi
     return summary
 
 
-def ship(model: nn.Module, path: str | Path, summary: dict, val_fn=None) -> Path:
-    """Writes the compact inference checkpoint and checks that the loaded copy reproduces the validation
-    metrics exactly (metrics.json records both the metrics and that check)."""
+SHIP_DTYPE = torch.float16  # shipped weights are half size on disk; their metrics are measured on that copy
+
+
+def ship(model: nn.Module, path: str | Path, summary: dict, val_fn=None, dtype: torch.dtype | None = SHIP_DTYPE) -> Path:
+    """Writes the compact inference checkpoint (floating-point weights in `dtype` on disk), reloads it and measures
+    the validation metrics on the reloaded copy: those are the figures metrics.json reports. The end-of-training
+    figures stay beside them (`validation_before_export`) with the largest difference (`export_shift`)."""
     metrics = {"validation": summary.get("val", {}), "wall_time_s": summary["wall_time_s"],
-               "steps": summary["step"], "pairs_per_s": summary["pairs_per_s"], "command": summary.get("command", "")}
-    path = ckpt.save_model(model, path, metrics=metrics)
+               "steps": summary["step"], "pairs_per_s": summary["pairs_per_s"], "command": summary.get("command", ""),
+               "weights": f"{str(dtype or torch.float32).removeprefix('torch.')} on disk, float32 in memory"}
+    path = ckpt.save_model(model, path, metrics=metrics, dtype=dtype)
     if val_fn is not None and summary.get("val"):
         loaded = ckpt.load_model(path).to(next(model.parameters()).device)  # same device, same kernels
-        again = {"step": summary["val"].get("step"), **val_fn(loaded)}
-        metrics["reproduced_exactly"] = again == summary["val"]
-        if not metrics["reproduced_exactly"]:
-            diff = {k: (summary["val"].get(k), v) for k, v in again.items() if summary["val"].get(k) != v}
-            raise RuntimeError(f"the shipped checkpoint does not reproduce the validation metrics: {diff}")
+        before = summary["val"]
+        after = {"step": before.get("step"), **val_fn(loaded)}
+        metrics["validation"], metrics["validation_before_export"] = after, before
+        metrics["export_shift"] = max((abs(after[k] - v) for k, v in before.items()
+                                       if k != "step" and isinstance(v, (int, float)) and k in after), default=0.0)
         ckpt.write_json_atomic(Path(path) / ckpt.METRICS_FILE, metrics)
     return path

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from fuselip.checkpoint import load_model
 from fuselip.engine import cli
 from fuselip.model import build_fuselip
 
@@ -39,13 +41,29 @@ def test_train_validate_resume_and_ship(tmp_path, monkeypatch):
     assert summary["step"] == 3 and summary["steps_run"] == 1
     assert json.loads((run_dir / "summary.json").read_text())["step"] == 3
     metrics = json.loads((tmp_path / "shipped" / "metrics.json").read_text())
-    assert metrics["reproduced_exactly"] is True and metrics["steps"] == 3
+    assert metrics["steps"] == 3 and metrics["weights"].startswith("float16")
     assert "mean/tgit" in metrics["validation"] and "--ship shipped" in metrics["command"]
-    from fuselip.checkpoint import load_model
+    # the reported figures are those of the half-size copy; the end-of-training ones stay beside them
+    assert metrics["validation_before_export"] == summary["val"]
+    assert metrics["export_shift"] == max(abs(metrics["validation"][k] - v)
+                                          for k, v in summary["val"].items() if k != "step")
+    assert {v.dtype for v in load_file(tmp_path / "shipped" / "model.safetensors").values()
+            if v.is_floating_point()} == {torch.float16}
     model = load_model(tmp_path / "shipped")
     assert model.compacted and model.config.width == 32
+    assert next(model.parameters()).dtype == torch.float32
     out = model.encode(texts=["a red circle"])
     assert out.shape == (1, 32) and torch.allclose(out.norm(), torch.tensor(1.0))
+
+    # train/ship.py ships the finished run again from its training checkpoint: same figures
+    again = subprocess.run([sys.executable, str(ROOT / "train" / "ship.py"), "runs/e2e", "reshipped"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    reshipped = json.loads((tmp_path / "reshipped" / "metrics.json").read_text())
+    assert reshipped["validation"] == metrics["validation"] and reshipped["wall_time_s"] == metrics["wall_time_s"]
+    unfinished = subprocess.run([sys.executable, str(ROOT / "train" / "ship.py"), "runs/nothing", "x"],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert unfinished.returncode != 0 and "summary.json: missing" in unfinished.stderr
 
 
 @pytest.mark.parametrize("bad,message", [("--train.stepz=3", "unrecognized arguments"),
