@@ -61,8 +61,8 @@ def main() -> None:
         theirs.search(q, args.k)
     searches = {"ours": lambda q: ours.search(q, args.k, normalised=True), "faiss": lambda q: theirs.search(q, args.k)}
     for rep in range(args.reps):
-        # whichever library runs first after the previous workload pays for it (measured: ~3 ms on one query),
-        # so the order alternates every repetition (ours first on even ones, faiss first on odd ones)
+        # whichever library runs first after the previous workload can be slowed by it, so the order
+        # alternates every repetition (ours first on even ones, faiss first on odd ones)
         order = ("ours", "faiss") if rep % 2 == 0 else ("faiss", "ours")
         for name, q in workloads.items():
             for lib in order:
