@@ -89,7 +89,7 @@ class DataConfig:
     worlds: list[str] = field(default_factory=lambda: ["shapes", "emoji"])
     world_weights: list[float] = field(default_factory=lambda: [0.5, 0.5])
     task_weights: dict[str, float] = field(default_factory=lambda: {
-        "caption": 0.5, "tgit": 0.2, "vqa": 0.1, "crop": 0.05, "position": 0.05, "edit": 0.1})
+        "caption": 0.3, "tgit": 0.3, "vqa": 0.1, "crop": 0.05, "position": 0.15, "edit": 0.1})
     image_size: int = 64
     train_pairs: int = 150_000      # size of the generated (and token-cached) training set
     group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)

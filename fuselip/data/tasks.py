@@ -231,12 +231,25 @@ def _position_group(world, rng, split, size):
 
 
 def _tgit_group(world, rng, split, size):
+    """Up to `size` transformations of ONE kind of one image: the in-batch hard negatives are then the
+    candidates evaluation ranks (the other crops, the other angles, the other flip, the other jitters), so
+    the instruction is what tells them apart. Mixed-kind groups almost never put two crops of one image
+    side by side, and the fine kinds (crop, rotate) stayed at chance."""
     scene = world.sample_scene(rng, split)
     image = world.render(scene)
     fill = world.config.background
+    kind = rng.choice(tgit.KINDS)
+    if kind == "jitter":
+        transforms = []
+        while len(transforms) < size:
+            t = tgit.sample_jitter(rng)
+            if t not in transforms:
+                transforms.append(t)
+    else:
+        options = tgit.all_of_kind(kind)
+        transforms = rng.sample(options, min(size, len(options)))
     triples = []
-    for _ in range(size):
-        t = tgit.sample(rng)
+    for t in transforms:
         left, right = tgit.make_pair(image, t, fill)
         triples.append((Side(left, t.text), _image(right), t.kind))
     return _distinct_rights(triples, size)

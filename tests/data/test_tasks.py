@@ -86,6 +86,22 @@ def test_pair_sides_have_the_right_modalities(pairs):
             assert p.kind == tgit.parse(p.left.text).kind
 
 
+def test_tgit_groups_hold_one_kind_so_their_hard_negatives_are_the_eval_candidates():
+    config = DataConfig(worlds=["shapes"], world_weights=[1.0], task_weights={"tgit": 1.0})
+    by_group = {}
+    for p in sample_pairs(config, "train", 300, seed=0):
+        by_group.setdefault(p.group, []).append(p)
+    sizes = Counter()
+    for group in by_group.values():
+        kinds_in_group = {p.kind for p in group}
+        assert len(kinds_in_group) == 1
+        kind = kinds_in_group.pop()
+        assert len({p.left.text for p in group}) == len(group)  # distinct instructions
+        if kind in ("crop", "rotate", "jitter") and group is not list(by_group.values())[-1]:
+            sizes[kind] = max(sizes[kind], len(group))
+    assert sizes["crop"] == sizes["rotate"] == config.group_size  # six crops of one image side by side
+
+
 def test_weights_select_tasks_and_bad_configs_name_the_field():
     only = sample_pairs(DataConfig(worlds=["emoji"], world_weights=[1.0], task_weights={"position": 1.0}),
                         "train", 10, seed=0)
