@@ -1,15 +1,15 @@
 """Gallery index and top-k search, plus an on-disk cache of gallery embeddings.
 
 Every model in the project speaks one encode API and returns L2-normalised vectors, so retrieval is
-the same for all of them: score = inner product (= cosine), keep the k best. The search is exact and
-brute force: one float32 matrix product `queries @ galleryᵀ` followed by `torch.topk`. For the galleries
-of this project (thousands of items, 256-d) an approximate index would only add error; even at 100,000
-items the matrix product reads the gallery once per query batch and runs at memory speed.
-`benchmarks/retrieval.py` measures this against faiss' `IndexFlatIP` (what a user would otherwise pick), on
-100,000 × 256 unit vectors: one query at a time both read the whole gallery once and take the same time
-(ratio 0.95–1.09 at 1 thread, 0.7 at 2 threads on the 2-core development machine); for a batch of 64 queries
-torch's single matrix product is ~10× faster than faiss' blocked search. So faiss would add a dependency to
-the core package and buy nothing here; it stays a dev-only anchor.
+the same for all of them: score = inner product (= cosine), keep the k best. The search is exact and brute
+force, by one of two kernels chosen by the number of queries:
+  * a few queries (<= SCAN_MAX_QUERIES, the app's case): faiss' `IndexFlatIP` scan, when faiss-cpu is
+    installed (it is a dependency); it reads a cache-resident gallery faster than a matrix product with
+    a single row does;
+  * more queries (evaluation, notebooks) or no faiss: one float32 matrix product `queries @ columns`
+    followed by `torch.topk`, which reads the gallery once for the whole block of queries.
+`python benchmarks/retrieval.py` measures `Index.search` against faiss' `IndexFlatIP` alone on 100,000 × 256
+unit vectors, one query and 64 queries (figures in the README). Both kernels give the same top-k (tested).
 
 Embedding a gallery is the expensive part, so `cached_embeddings` stores the result as safetensors,
 keyed by (model content hash, gallery content hash): the same weights and the same items give a cache
@@ -34,6 +34,7 @@ CACHE_ENV = "FUSELIP_CACHE"
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / "cache" / "gallery"
 EMBED_BATCH = 128           # sides per model.encode call while embedding a gallery
 QUERY_CHUNK = 256           # query rows per matrix product (bounds the (chunk, N) score matrix)
+SCAN_MAX_QUERIES = 2        # up to this many queries use faiss' scan; more use the matrix product
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,17 +67,24 @@ class Index:
     """
 
     def __init__(self, vectors, normalised: bool = False):
-        self.vectors = normalise(vectors) if not normalised else torch.as_tensor(vectors, dtype=torch.float32)
-        self.vectors = self.vectors.contiguous()  # (N, D)
-        if self.vectors.ndim != 2 or self.vectors.shape[0] == 0:
-            raise ValueError(f"an index needs a non-empty (N, D) gallery, got {tuple(self.vectors.shape)}")
+        vectors = normalise(vectors) if not normalised else torch.as_tensor(vectors, dtype=torch.float32)
+        if vectors.ndim != 2 or vectors.shape[0] == 0:
+            raise ValueError(f"an index needs a non-empty (N, D) gallery, got {tuple(vectors.shape)}")
+        # stored dimension-major: `queries @ columns` is a plain row-major product (no transposed operand)
+        self.columns = vectors.T.contiguous()                                   # (D, N)
+        self._scan = None   # faiss IndexFlatIP over the same rows, built on the first small search
+
+    @property
+    def vectors(self) -> torch.Tensor:
+        """The gallery rows (a (N, D) view of the stored columns)."""
+        return self.columns.T
 
     def __len__(self) -> int:
-        return self.vectors.shape[0]
+        return self.columns.shape[1]
 
     @property
     def dim(self) -> int:
-        return self.vectors.shape[1]
+        return self.columns.shape[0]
 
     def search(self, queries, k: int, normalised: bool = False) -> SearchResult:
         q = normalise(queries) if not normalised else torch.as_tensor(queries, dtype=torch.float32)
@@ -85,14 +93,38 @@ class Index:
         if q.shape[1] != self.dim:
             raise ValueError(f"queries have dimension {q.shape[1]}, the gallery has {self.dim}")
         k = max(1, min(int(k), len(self)))
+        if q.shape[0] <= SCAN_MAX_QUERIES and self._faiss_scan() is not None:
+            return self._search_scan(q, k)
+        return self._search_product(q, k)
+
+    def _search_product(self, q: torch.Tensor, k: int) -> SearchResult:
+        """Exact top-k by matrix product + topk, QUERY_CHUNK queries at a time."""
         scores, indices = [], []
         with torch.inference_mode():
             for start in range(0, q.shape[0], QUERY_CHUNK):
-                block = q[start:start + QUERY_CHUNK] @ self.vectors.T  # (chunk, N)
+                block = q[start:start + QUERY_CHUNK] @ self.columns             # (chunk, N)
                 top = torch.topk(block, k, dim=1, largest=True, sorted=True)
                 scores.append(top.values)
                 indices.append(top.indices)
         return SearchResult(torch.cat(scores), torch.cat(indices))
+
+    def _search_scan(self, q: torch.Tensor, k: int) -> SearchResult:
+        """Exact top-k by faiss' flat inner-product scan, with torch's thread count."""
+        import faiss
+        faiss.omp_set_num_threads(torch.get_num_threads())
+        scores, indices = self._scan.search(np.ascontiguousarray(q.detach().cpu().numpy()), k)
+        return SearchResult(torch.from_numpy(scores), torch.from_numpy(indices))
+
+    def _faiss_scan(self):
+        """The faiss index over the gallery rows (None when faiss-cpu is not installed)."""
+        if self._scan is None:
+            try:
+                import faiss
+            except ImportError:
+                return None
+            self._scan = faiss.IndexFlatIP(self.dim)
+            self._scan.add(np.ascontiguousarray(self.vectors.numpy()))
+        return self._scan
 
     def rank(self, query, row: int, normalised: bool = False) -> int:
         """1-based rank of gallery row `row` for one query (ties counted against it, as in evaluation)."""

@@ -16,8 +16,11 @@ def brute_force(gallery: np.ndarray, queries: np.ndarray, k: int):
     return np.take_along_axis(scores, order, axis=1), order
 
 
+@pytest.mark.parametrize("kernel", ["product", "scan"])
 @pytest.mark.parametrize("n,d,q,k", [(1, 4, 1, 1), (50, 8, 3, 5), (1000, 32, 300, 17), (7, 3, 2, 100)])
-def test_search_equals_brute_force(n, d, q, k):
+def test_search_equals_brute_force(n, d, q, k, kernel, monkeypatch):
+    import fuselip.retrieval as retrieval
+    monkeypatch.setattr(retrieval, "SCAN_MAX_QUERIES", 0 if kernel == "product" else 10_000)
     rng = np.random.default_rng(n + d + q)
     gallery = rng.standard_normal((n, d)).astype(np.float32) * rng.uniform(0.1, 10, (n, 1)).astype(np.float32)
     queries = rng.standard_normal((q, d)).astype(np.float32)
@@ -27,6 +30,23 @@ def test_search_equals_brute_force(n, d, q, k):
     np.testing.assert_array_equal(result.indices.numpy(), want_idx)
     np.testing.assert_allclose(result.scores.numpy(), want_scores, atol=1e-5)
     assert (result.scores[:, :-1] >= result.scores[:, 1:]).all(), "best first"
+
+
+def test_one_query_uses_the_scan_and_without_faiss_the_product(monkeypatch):
+    import fuselip.retrieval as retrieval
+    rng = np.random.default_rng(2)
+    index = Index(rng.standard_normal((500, 16)).astype(np.float32))
+    query = rng.standard_normal((1, 16)).astype(np.float32)
+    scanned = index.search(query, 7)
+    assert index._scan is not None and index._scan.ntotal == 500  # faiss-cpu is a dependency
+    monkeypatch.setattr(retrieval, "SCAN_MAX_QUERIES", 0)
+    product = index.search(query, 7)
+    assert torch.equal(scanned.indices, product.indices)
+    torch.testing.assert_close(scanned.scores, product.scores)
+    monkeypatch.setattr(retrieval, "SCAN_MAX_QUERIES", 2)
+    monkeypatch.setitem(__import__("sys").modules, "faiss", None)  # import faiss -> ImportError
+    fresh = Index(index.vectors, normalised=True)
+    assert torch.equal(fresh.search(query, 7).indices, product.indices) and fresh._scan is None
 
 
 def test_query_chunks_do_not_change_results(monkeypatch):
