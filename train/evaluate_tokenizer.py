@@ -4,7 +4,7 @@
     python train/evaluate_tokenizer.py checkpoints/tokenizer-titok-tiny --figure docs/tokenizers/titok.png
 
 Prints the test-split and fixed-batch metrics (fuselip.tokenizers.evaluation.shipped_metrics) next to the
-ones stored in metrics.json. `--figure PATH` writes original | tokens | reconstruction for two test images
+ones stored in metrics.json; `--update-metrics` writes the new ones there. `--figure PATH` writes original | tokens | reconstruction for two test images
 of each world, and PATH with `-influence` added: the per-token influence maps of one emoji test image.
 """
 from __future__ import annotations
@@ -49,12 +49,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
     parser.add_argument("--figure", default=None, metavar="PATH.png")
+    parser.add_argument("--update-metrics", action="store_true",
+                        help="write the re-measured test and fixed-batch figures into the checkpoint's metrics.json "
+                             "(after a change to the data generators moved the evaluation images)")
     args = parser.parse_args(argv)
     tok = fuselip.load_model(args.checkpoint)
     measured = shipped_metrics(tok, tok.config.image_size)
     print("measured:", json.dumps({k: measured[k] for k in ("test", "fixed_batch")}, indent=2))
     if tok.metrics:
         print("metrics.json:", json.dumps({k: tok.metrics.get(k) for k in ("test", "fixed_batch")}, indent=2))
+    if args.update_metrics:
+        path = Path(args.checkpoint) / "metrics.json"
+        metrics = json.loads(path.read_text()) if path.exists() else {}
+        metrics.update(measured)
+        path.write_text(json.dumps(metrics, indent=2) + "\n")
+        print(f"updated {path}")
     if args.figure:
         figures(tok, Path(args.figure))
 
