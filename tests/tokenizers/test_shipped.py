@@ -34,3 +34,21 @@ def test_shipped_checkpoint_reproduces_its_metrics(name, batch):
     test = model.metrics["test"]
     assert set(test["psnr"]) == {"shapes", "emoji"} and 0 < test["usage"] <= 1
     assert (ROOT / name / "model.safetensors").stat().st_size < 4_000_000
+
+
+def test_evaluate_tokenizer_cli_update_metrics_rewrites_only_the_measured_fields(tmp_path):
+    import importlib.util
+    import json
+    import shutil
+    spec = importlib.util.spec_from_file_location("evaluate_tokenizer", ROOT.parent / "train" / "evaluate_tokenizer.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    copy = tmp_path / "tokenizer-grid-tiny"
+    shutil.copytree(ROOT / "tokenizer-grid-tiny", copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["fixed_batch"]["psnr"] = {"shapes": 0.0, "emoji": 0.0}      # stale figures
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    cli.main([str(copy), "--update-metrics"])
+    updated = json.loads((copy / "metrics.json").read_text())
+    assert updated["command"] == metrics["command"]                     # training fields kept
+    assert updated["fixed_batch"]["psnr"]["shapes"] > 20                # re-measured, not the stale 0.0
