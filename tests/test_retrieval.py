@@ -1,4 +1,6 @@
 """fuselip.retrieval: exact top-k equals a brute-force argsort; the embedding cache hits, misses and invalidates."""
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -44,7 +46,7 @@ def test_one_query_uses_the_scan_and_without_faiss_the_product(monkeypatch):
     assert torch.equal(scanned.indices, product.indices)
     torch.testing.assert_close(scanned.scores, product.scores)
     monkeypatch.setattr(retrieval, "SCAN_MAX_QUERIES", 2)
-    monkeypatch.setitem(__import__("sys").modules, "faiss", None)  # import faiss -> ImportError
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
     fresh = Index(index.vectors, normalised=True)
     assert torch.equal(fresh.search(query, 7).indices, product.indices) and fresh._scan is None
 

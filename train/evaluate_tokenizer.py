@@ -61,7 +61,7 @@ def main(argv=None):
     if args.update_metrics:
         path = Path(args.checkpoint) / "metrics.json"
         metrics = json.loads(path.read_text()) if path.exists() else {}
-        metrics.update(measured)
+        metrics.update(measured, remeasured_by=f"python train/evaluate_tokenizer.py {args.checkpoint} --update-metrics")
         path.write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"updated {path}")
     if args.figure:

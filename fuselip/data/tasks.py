@@ -238,18 +238,8 @@ def _tgit_group(world, rng, split, size):
     scene = world.sample_scene(rng, split)
     image = world.render(scene)
     fill = world.config.background
-    kind = rng.choice(tgit.KINDS)
-    if kind == "jitter":
-        transforms = []
-        while len(transforms) < size:
-            t = tgit.sample_jitter(rng)
-            if t not in transforms:
-                transforms.append(t)
-    else:
-        options = tgit.all_of_kind(kind)
-        transforms = rng.sample(options, min(size, len(options)))
     triples = []
-    for t in transforms:
+    for t in tgit.sample_of_kind(rng, rng.choice(tgit.KINDS), size):
         left, right = tgit.make_pair(image, t, fill)
         triples.append((Side(left, t.text), _image(right), t.kind))
     return _distinct_rights(triples, size)

@@ -235,6 +235,24 @@ def sample_jitter(rng: random.Random) -> Transform:
     return Transform("jitter", tuple((prop, rng.choice(JITTER_FACTORS)) for prop in props))
 
 
+def distinct_jitters(rng: random.Random, n: int) -> list[Transform]:
+    """n different colour jitters, in the order drawn."""
+    ts: list[Transform] = []
+    while len(ts) < n:
+        j = sample_jitter(rng)
+        if j not in ts:
+            ts.append(j)
+    return ts
+
+
+def sample_of_kind(rng: random.Random, kind: str, n: int) -> list[Transform]:
+    """Up to n different instructions of one kind (all of them when the kind has fewer, e.g. flip 2)."""
+    if kind == "jitter":
+        return distinct_jitters(rng, n)
+    options = all_of_kind(kind)
+    return rng.sample(options, min(n, len(options)))
+
+
 def sample(rng: random.Random, kind: str | None = None) -> Transform:
     """A random instruction of `kind` (a random kind if None)."""
     kind = kind or rng.choice(KINDS)
@@ -284,11 +302,7 @@ def eval_candidates(image: np.ndarray, kind: str, rng: random.Random, fill=(255,
         others = [o for o in options if o != t]
         return image, t.text, unique_images([apply(image, o, fill) for o in [t] + others])
     if kind == "jitter":
-        ts: list[Transform] = []
-        while len(ts) < EVAL_COUNTS["jitter"]:
-            j = sample_jitter(rng)
-            if j not in ts:
-                ts.append(j)
+        ts = distinct_jitters(rng, EVAL_COUNTS["jitter"])
         return image, ts[0].text, unique_images([apply(image, o, fill) for o in ts])
     if kind == "flip":
         axis = rng.choice(FLIPS)

@@ -91,14 +91,15 @@ def test_tgit_groups_hold_one_kind_so_their_hard_negatives_are_the_eval_candidat
     by_group = {}
     for p in sample_pairs(config, "train", 300, seed=0):
         by_group.setdefault(p.group, []).append(p)
+    last = by_group.pop(max(by_group))  # may be cut short to return exactly 300 pairs
+    assert len({p.kind for p in last}) == 1
     sizes = Counter()
     for group in by_group.values():
         kinds_in_group = {p.kind for p in group}
         assert len(kinds_in_group) == 1
         kind = kinds_in_group.pop()
         assert len({p.left.text for p in group}) == len(group)  # distinct instructions
-        if kind in ("crop", "rotate", "jitter") and group is not list(by_group.values())[-1]:
-            sizes[kind] = max(sizes[kind], len(group))
+        sizes[kind] = max(sizes[kind], len(group))
     assert sizes["crop"] == sizes["rotate"] == config.group_size  # six crops of one image side by side
 
 
