@@ -184,20 +184,21 @@ def _caption_swap(world: World, scene: Scene, rng: random.Random, split: str) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# training groups: fn(world, rng, split, group_size) -> [(left, right, kind), ...] (may be empty: retry)
+# training groups: fn(world, rng, split, data: DataConfig) -> [(left, right, kind), ...] (may be empty: retry)
 
-def _caption_group(world, rng, split, size):
+def _caption_group(world, rng, split, data):
     scene = world.sample_scene(rng, split)
     return [(_image(world.render(scene)), _text(world.caption(scene)), "")]
 
 
-def _classify_group(world, rng, split, size):
+def _classify_group(world, rng, split, data):
     scene = _single_object_scene(world, rng, split)
     label = world.class_label(scene.objects[0])
     return [(_image(world.render(scene)), _text(world.class_prompt(label)), "")]
 
 
-def _vqa_group(world, rng, split, size):
+def _vqa_group(world, rng, split, data):
+    size = data.group_size
     scene = world.sample_scene(rng, split)
     image = world.render(scene)
     kinds_ = list(vqa_questions.question_kinds(world))
@@ -210,7 +211,8 @@ def _vqa_group(world, rng, split, size):
     return _distinct_rights(triples, size)
 
 
-def _crop_group(world, rng, split, size):
+def _crop_group(world, rng, split, data):
+    size = data.group_size
     scene = world.sample_scene(rng, split, min_objects=min(2, world.config.max_objects))
     image = world.render(scene)
     triples = []
@@ -220,21 +222,30 @@ def _crop_group(world, rng, split, size):
     return _distinct_rights(triples, size)
 
 
-def _position_group(world, rng, split, size):
+def _position_group(world, rng, split, data):
+    size = data.group_size
     scene, left, right = _position_scene(world, rng, split)
     image = world.render(scene)
     phrase = _class_phrase(world, left)
     triples = [(Side(image, f"the {phrase} on the left"), _image(world.crop(image, left)), "left"),
                (Side(image, f"the {phrase} on the right"), _image(world.crop(image, right)), "right")]
     out = _distinct_rights(triples, size)
-    return out if len(out) == 2 else []  # identical crops: the question has no answer, resample
+    if len(out) != 2:
+        return []  # identical crops: the question has no answer, resample
+    if data.position_size_questions and size >= 4:
+        # the same binding ("the star on the left" -> that object's attributes) with a text target: the
+        # twins differ in size, so "small" vs "large" is the hard negative, far apart in embedding space
+        out += [(Side(image, f"what size is the {phrase} on the {side}?"), _text(obj.size), side)
+                for side, obj in (("left", left), ("right", right))]
+    return out
 
 
-def _tgit_group(world, rng, split, size):
+def _tgit_group(world, rng, split, data):
     """Up to `size` transformations of ONE kind of one image: the in-batch hard negatives are then the
     candidates evaluation ranks (the other crops, the other angles, the other flip, the other jitters), so
     the instruction is what tells them apart. Mixed-kind groups almost never put two crops of one image
     side by side, and the fine kinds (crop, rotate) stayed at chance."""
+    size = data.group_size
     scene = world.sample_scene(rng, split)
     image = world.render(scene)
     fill = world.config.background
@@ -245,7 +256,8 @@ def _tgit_group(world, rng, split, size):
     return _distinct_rights(triples, size)
 
 
-def _edit_group(world, rng, split, size):
+def _edit_group(world, rng, split, data):
+    size = data.group_size
     scene = world.sample_scene(rng, split)
     image = world.render(scene)
     ops = world_ops(world)
@@ -414,7 +426,7 @@ def iter_pairs(data: DataConfig, split: str, n: int, seed: int) -> Iterator[Pair
         world, task, _ = cells[i]
         triples = []
         for _ in range(DEFAULT_TASK_CONFIG.max_tries):
-            triples = GROUPS[task](world, rng, split, data.group_size)
+            triples = GROUPS[task](world, rng, split, data)
             if triples:
                 break
         if not triples:

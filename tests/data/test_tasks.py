@@ -103,6 +103,28 @@ def test_tgit_groups_hold_one_kind_so_their_hard_negatives_are_the_eval_candidat
     assert sizes["crop"] == sizes["rotate"] == config.group_size  # six crops of one image side by side
 
 
+def test_position_groups_can_also_ask_the_twins_sizes():
+    """position_size_questions: each group = both crops + "what size is the <class> on the left|right?" -> the
+    answer of that side; the two answers differ (the twins always differ in size), so each is the other's
+    hard negative. Off by default, and then a group is the two crops only."""
+    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_size_questions=True)
+    by_group = {}
+    for p in sample_pairs(config, "train", 200, seed=0):
+        by_group.setdefault(p.group, []).append(p)
+    by_group.pop(max(by_group))  # may be cut short
+    for group in by_group.values():
+        assert [p.right.image is not None for p in group] == [True, True, False, False]
+        crops, questions = group[:2], group[2:]
+        assert [p.kind for p in crops] == [p.kind for p in questions] == ["left", "right"]
+        for crop, question in zip(crops, questions):
+            phrase_side = crop.left.text.removeprefix("the ")
+            assert question.left.text == f"what size is the {phrase_side}?"
+            assert question.left.image is crop.left.image
+        assert {q.right.text for q in questions} == {"small", "large"}
+    plain = sample_pairs(DataConfig(task_weights={"position": 1.0}), "train", 20, seed=0)
+    assert all(p.right.image is not None for p in plain)
+
+
 def test_weights_select_tasks_and_bad_configs_name_the_field():
     only = sample_pairs(DataConfig(worlds=["emoji"], world_weights=[1.0], task_weights={"position": 1.0}),
                         "train", 10, seed=0)
