@@ -337,3 +337,46 @@ def max_delta(first: dict, second: dict) -> tuple[float, str]:
         raise ValueError("the two results share no task")
     key = max(common, key=lambda k: abs(a[k] - b[k]))
     return abs(a[key] - b[key]), key
+
+
+# ---------------------------------------------------------------------------------------------
+# a diagnostic for the position task: does the query depend on "left" / "right" at all?
+
+
+def position_binding(model, split: str = "test", n_items: int = 200, seed: int = 0,
+                     worlds: Sequence[str] | None = None, image_size: int = 64) -> dict:
+    """Two measurements on the position items of each world, for any model with the encode API:
+
+    - `left_right_cosine`: mean cosine between the query "the star on the left" and the same image with
+      "the star on the right". 1.0 means the position word changes nothing: the model cannot pick a twin,
+      whatever its crops look like (a late-fusion model is near 1 by construction: the text is a class phrase).
+    - `size_question_top1`: "what size is the star on the left?" ranked against the answers "small" and
+      "large" (the twins always differ in size): 50 % is chance. It needs the same binding of a side to
+      one object, with a text target instead of a crop.
+    Returns {world: {"left_right_cosine", "size_question_top1", "n"}}."""
+    worlds = tuple(worlds) if worlds is not None else default_worlds()
+    source = benchmark_items(split, n_items, seed, image_size)
+    out = {}
+    for world in worlds:
+        items = list(source(world, "position"))
+        answers = [Side(None, "small"), Side(None, "large")]
+        triples = []
+        for item in items:
+            text = item.query.text                       # "the {phrase} on the {side}"
+            phrase, side = text.removeprefix("the ").rsplit(" on the ", 1)
+            flipped = Side(item.query.image, f"the {phrase} on the {'right' if side == 'left' else 'left'}")
+            question = Side(item.query.image, f"what size is the {phrase} on the {side}?")
+            triples.append((item.query, flipped, question, item.meta["object"].size))
+        sides = [s for query, flipped, question, _ in triples for s in (query, flipped, question)] + answers
+        emb = embed_unique(model, sides)
+        small, large = emb[answers[0].key()], emb[answers[1].key()]
+        cosines, right = [], 0
+        for query, flipped, question, size in triples:
+            cosines.append(float(emb[query.key()] @ emb[flipped.key()]))
+            q = emb[question.key()]
+            score_small, score_large = float(q @ small), float(q @ large)
+            right += (score_small > score_large) if size == "small" else (score_large > score_small)
+        n = len(triples)
+        out[world] = {"left_right_cosine": sum(cosines) / max(n, 1), "size_question_top1": 100.0 * right / max(n, 1),
+                      "n": n}
+    return out

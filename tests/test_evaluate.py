@@ -160,3 +160,41 @@ def test_shipped_checkpoint_reproduces_its_benchmark_slice(folder):
     one_item = 100.0 / stored["settings"]["n_items"]  # a near-tie may flip on other float hardware
     for key, value in stored["results"].items():
         assert abs(again["results"][key] - value) <= one_item + 1e-9, (key, value, again["results"][key])
+
+
+class SideModel:
+    """Embeds a side by its content key: a dict Side.key() -> vector; anything else -> `default(side)`."""
+
+    def __init__(self, table: dict, default):
+        self.table, self.default = table, default
+
+    def encode(self, images=None, texts=None):
+        n = len(images) if images is not None else len(texts)
+        images = images if images is not None else [None] * n
+        texts = texts if texts is not None else [None] * n
+        rows = [self.table.get(Side(im, t or "").key()) for im, t in zip(images, texts)]
+        rows = [r if r is not None else self.default(Side(im, t or "")) for r, im, t in zip(rows, images, texts)]
+        return torch.nn.functional.normalize(torch.as_tensor(rows, dtype=torch.float32), dim=1)
+
+
+def test_position_binding_of_a_text_blind_model_and_of_an_oracle():
+    items = list(evaluate.benchmark_items("test", 12, 0)("shapes", "position"))
+    answers = {"small": axis(0), "large": axis(1)}
+
+    def text_blind(side):  # the image alone decides; it says nothing about either size
+        return answers[side.text] if side.image is None else axis(2 + int(side.image.sum()) % (DIM - 2))
+    blind = evaluate.position_binding(SideModel({}, text_blind), n_items=12, worlds=["shapes"])["shapes"]
+    assert blind["n"] == len(items)
+    assert blind["left_right_cosine"] == pytest.approx(1.0)
+    assert blind["size_question_top1"] == 0.0  # both answers tie: ties count against the model
+
+    table = {}
+    for item in items:  # knows each side's object: "left" and "right" queries orthogonal, sizes answered right
+        phrase, side = item.query.text.removeprefix("the ").rsplit(" on the ", 1)
+        for s, vec in (("left", axis(2)), ("right", axis(3))):
+            table[Side(item.query.image, f"the {phrase} on the {s}").key()] = vec
+        table[Side(item.query.image, f"what size is the {phrase} on the {side}?").key()] = answers[
+            item.meta["object"].size]
+    oracle = evaluate.position_binding(SideModel(table, lambda s: answers[s.text]), n_items=12, worlds=["shapes"])
+    assert oracle["shapes"]["left_right_cosine"] == pytest.approx(0.0)
+    assert oracle["shapes"]["size_question_top1"] == 100.0

@@ -76,6 +76,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default; 1 is faster on a machine busy with other jobs)")
     parser.add_argument("--verbose", action="store_true", help="print progress to stderr")
+    parser.add_argument("--binding", action="store_true",
+                        help="--checkpoint: also the position diagnostic (fuselip.evaluate.position_binding): "
+                             "cosine of the 'left' and 'right' queries, 2-way 'what size is the X on the left?'")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -83,6 +86,14 @@ def main(argv=None) -> dict:
 
     if args.checkpoint:
         results = evaluate_checkpoint(args.checkpoint, args)
+        if args.binding:
+            model = load_model(args.checkpoint)
+            results["position_binding"] = ev.position_binding(
+                model, split=args.split, n_items=args.n_items, seed=args.seed,
+                worlds=[w for w in args.worlds if w in results["worlds"]], image_size=ev.model_image_size(model))
+            for world, b in results["position_binding"].items():
+                print(f"position binding, {world}: left/right query cosine {b['left_right_cosine']:.3f}, "
+                      f"size question top-1 {b['size_question_top1']:.1f} % (n={b['n']})")
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(Path(args.out), results)
