@@ -70,6 +70,9 @@ class EncoderConfig:
     init_logit_scale: float = 2.302585092994046  # ln 10
     init_logit_bias: float = -10.0
     max_logit_scale: float = 4.605170185988092   # ln 100
+    pos_init: str = "normal"        # "normal": open_clip's N(0, 0.01) for every position; "grid2d": the image positions
+                                    # of a grid tokenizer start as a 2-D sine-cosine map of the g×g token grid (rows in
+                                    # half the channels, columns in the other half), still learned
     mmm_probability: float = 0.1
     mmm_weight: float = 0.25
     mmm_vocab: str = "full"         # MMM softmax over the "full" joint vocabulary (paper) or only the ids "seen"

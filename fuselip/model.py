@@ -99,6 +99,25 @@ class Block(nn.Module):
         return x, weights
 
 
+POS_GRID_RMS = 0.02  # "grid2d" positions start at the scale of the token embeddings (std 0.02)
+
+
+def grid_sincos(grid: int, width: int, rms: float) -> torch.Tensor:
+    """(grid², width) 2-D sine-cosine position map of a grid×grid token grid in reading order (MAE/ViT style): the
+    first half of the channels encodes the row, the second half the column, each as sin/cos pairs of geometric
+    frequencies; scaled to root-mean-square `rms`."""
+    if width % 4:
+        raise ValueError(f"grid2d positions need a width divisible by 4, got {width}")
+    quarter = width // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)   # (W/4,)
+    axis = torch.arange(grid, dtype=torch.float64)[:, None] * omega[None, :]           # (g, W/4)
+    one_axis = torch.cat([axis.sin(), axis.cos()], dim=1)                               # (g, W/2)
+    rows = one_axis[:, None, :].expand(grid, grid, width // 2)                          # (g, g, W/2): row r
+    cols = one_axis[None, :, :].expand(grid, grid, width // 2)                          # (g, g, W/2): column c
+    table = torch.cat([rows, cols], dim=2).reshape(grid * grid, width)                  # (g², W)
+    return (table * (rms / table.pow(2).mean().sqrt())).float()
+
+
 @register("fuselip")
 class FuseLIP(nn.Module):
     def __init__(self, encoder: EncoderConfig, tokenizer: nn.Module, tokenizer_checkpoint: str = ""):
@@ -106,6 +125,11 @@ class FuseLIP(nn.Module):
         super().__init__()
         if encoder.mmm_vocab not in ("full", "seen"):
             raise ValueError(f"encoder.mmm_vocab must be 'full' or 'seen', got {encoder.mmm_vocab!r}")
+        if encoder.pos_init not in ("normal", "grid2d"):
+            raise ValueError(f"encoder.pos_init must be 'normal' or 'grid2d', got {encoder.pos_init!r}")
+        if encoder.pos_init == "grid2d" and not hasattr(tokenizer, "grid_size"):
+            raise ValueError(f"encoder.pos_init='grid2d' needs a grid tokenizer; {type(tokenizer).__name__} has no "
+                             "token grid (TiTok's 1-D tokens are not tied to image regions)")
         self.config = encoder
         self.tokenizer_checkpoint = tokenizer_checkpoint
         self.tokenizer = tokenizer.requires_grad_(False).eval()
@@ -138,6 +162,10 @@ class FuseLIP(nn.Module):
         width, layers = self.config.width, self.config.layers
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
+        if self.config.pos_init == "grid2d":
+            g = self.tokenizer.grid_size
+            with torch.no_grad():
+                self.positional_embedding[:g * g] = grid_sincos(g, width, rms=POS_GRID_RMS)
         attn_std = width ** -0.5
         proj_std = attn_std * (2 * layers) ** -0.5
         fc_std = (2 * width) ** -0.5
