@@ -354,6 +354,7 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
       "large" (the twins always differ in size): 50 % is chance. It needs the same binding of a side to
       one object, with a text target instead of a crop.
     Returns {world: {"left_right_cosine", "size_question_top1", "n"}}."""
+    from fuselip.data.tasks import position_query, position_size_question
     worlds = tuple(worlds) if worlds is not None else default_worlds()
     source = benchmark_items(split, n_items, seed, image_size)
     out = {}
@@ -362,10 +363,9 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
         answers = [Side(None, "small"), Side(None, "large")]
         triples = []
         for item in items:
-            text = item.query.text                       # "the {phrase} on the {side}"
-            phrase, side = text.removeprefix("the ").rsplit(" on the ", 1)
-            flipped = Side(item.query.image, f"the {phrase} on the {'right' if side == 'left' else 'left'}")
-            question = Side(item.query.image, f"what size is the {phrase} on the {side}?")
+            phrase, side = item.meta["phrase"], item.kind
+            flipped = Side(item.query.image, position_query(phrase, "right" if side == "left" else "left"))
+            question = Side(item.query.image, position_size_question(phrase, side))
             triples.append((item.query, flipped, question, item.meta["object"].size))
         sides = [s for query, flipped, question, _ in triples for s in (query, flipped, question)] + answers
         emb = embed_unique(model, sides)

@@ -37,6 +37,10 @@ def evaluate_checkpoint(path: str | Path, args: argparse.Namespace, n_items: int
     results["model"] = {"checkpoint": str(path), "kind": model.checkpoint_kind,
                         "parameters": effective_parameters(model) if hasattr(model, "token_seen") else None,
                         "eval_seconds": round(time.perf_counter() - start, 1)}
+    if getattr(args, "binding", False):
+        results["position_binding"] = ev.position_binding(model, split=args.split, n_items=n_items or args.n_items,
+                                                          seed=args.seed, worlds=list(results["worlds"]),
+                                                          image_size=ev.model_image_size(model))
     return results
 
 
@@ -86,14 +90,9 @@ def main(argv=None) -> dict:
 
     if args.checkpoint:
         results = evaluate_checkpoint(args.checkpoint, args)
-        if args.binding:
-            model = load_model(args.checkpoint)
-            results["position_binding"] = ev.position_binding(
-                model, split=args.split, n_items=args.n_items, seed=args.seed,
-                worlds=[w for w in args.worlds if w in results["worlds"]], image_size=ev.model_image_size(model))
-            for world, b in results["position_binding"].items():
-                print(f"position binding, {world}: left/right query cosine {b['left_right_cosine']:.3f}, "
-                      f"size question top-1 {b['size_question_top1']:.1f} % (n={b['n']})")
+        for world, b in results.get("position_binding", {}).items():
+            print(f"position binding, {world}: left/right query cosine {b['left_right_cosine']:.3f}, "
+                  f"size question top-1 {b['size_question_top1']:.1f} % (n={b['n']})")
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(Path(args.out), results)

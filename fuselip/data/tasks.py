@@ -222,20 +222,30 @@ def _crop_group(world, rng, split, data):
     return _distinct_rights(triples, size)
 
 
+def position_query(phrase: str, side: str) -> str:
+    """The position task's query text ("the star on the left")."""
+    return f"the {phrase} on the {side}"
+
+
+def position_size_question(phrase: str, side: str) -> str:
+    """The same binding asked about size ("what size is the star on the left?"; the twins differ in size)."""
+    return f"what size is the {phrase} on the {side}?"
+
+
 def _position_group(world, rng, split, data):
     size = data.group_size
     scene, left, right = _position_scene(world, rng, split)
     image = world.render(scene)
     phrase = _class_phrase(world, left)
-    triples = [(Side(image, f"the {phrase} on the left"), _image(world.crop(image, left)), "left"),
-               (Side(image, f"the {phrase} on the right"), _image(world.crop(image, right)), "right")]
+    triples = [(Side(image, position_query(phrase, "left")), _image(world.crop(image, left)), "left"),
+               (Side(image, position_query(phrase, "right")), _image(world.crop(image, right)), "right")]
     out = _distinct_rights(triples, size)
     if len(out) != 2:
         return []  # identical crops: the question has no answer, resample
     if data.position_size_questions and size >= 4:
         # the same binding ("the star on the left" -> that object's attributes) with a text target: the
         # twins differ in size, so "small" vs "large" is the hard negative, far apart in embedding space
-        out += [(Side(image, f"what size is the {phrase} on the {side}?"), _text(obj.size), side)
+        out += [(Side(image, position_size_question(phrase, side)), _text(obj.size), side)
                 for side, obj in (("left", left), ("right", right))]
     return out
 
@@ -337,9 +347,10 @@ def _position_item(world, rng, split, kind, tc):
         return None
     negatives = [twin] + [world.crop(image, o) for o in scene.objects if o not in (left, right)]
     negatives += [_other_scene_crop(world, rng, split, target) for _ in range(tc.position_other_crops)]
-    query = Side(image, f"the {_class_phrase(world, target)} on the {kind}")
+    phrase = _class_phrase(world, target)
+    query = Side(image, position_query(phrase, kind))
     return _eval_item(query, _image(correct), [_image(n) for n in negatives], "position", kind, world,
-                      {"scene": scene, "object": target})
+                      {"scene": scene, "object": target, "phrase": phrase})
 
 
 def _tgit_item(world, rng, split, kind, tc):

@@ -117,8 +117,7 @@ def test_position_groups_can_also_ask_the_twins_sizes():
         crops, questions = group[:2], group[2:]
         assert [p.kind for p in crops] == [p.kind for p in questions] == ["left", "right"]
         for crop, question in zip(crops, questions):
-            phrase_side = crop.left.text.removeprefix("the ")
-            assert question.left.text == f"what size is the {phrase_side}?"
+            assert question.left.text == "what size is " + crop.left.text + "?"   # "the star on the left"
             assert question.left.image is crop.left.image
         assert {q.right.text for q in questions} == {"small", "large"}
     plain = sample_pairs(DataConfig(task_weights={"position": 1.0}), "train", 20, seed=0)
