@@ -343,9 +343,37 @@ def max_delta(first: dict, second: dict) -> tuple[float, str]:
 # a diagnostic for the position task: does the query depend on "left" / "right" at all?
 
 
+PROBE_TRAIN_FRACTION = 0.75  # linear probes fit on the first 75 % of the items, score on the rest
+PROBE_RIDGE = 1.0            # ridge penalty of the least-squares probe (features are standardised first)
+
+
+def linear_probe_accuracy(features: torch.Tensor, labels: torch.Tensor,
+                          train_fraction: float = PROBE_TRAIN_FRACTION, ridge: float = PROBE_RIDGE) -> float:
+    """Held-out accuracy (percent) of a linear read-out of a binary label from features (N, D).
+
+    Ridge least squares on ±1 targets, fitted on the first `train_fraction` of the rows (standardised with
+    their mean and std, plus a bias column) and scored on the rest: closed form, so deterministic. It asks
+    whether the information is in the vectors at all, whatever the model does with it; 50 % is chance."""
+    if features.ndim != 2 or labels.shape != (features.shape[0],):
+        raise ValueError(f"linear probe: features must be (N, D) and labels (N,), got {tuple(features.shape)} "
+                         f"and {tuple(labels.shape)}")
+    n_train = int(features.shape[0] * train_fraction)
+    if n_train < 2 or n_train >= features.shape[0]:
+        raise ValueError(f"linear probe: {features.shape[0]} rows leave no train or no test rows "
+                         f"(train_fraction={train_fraction})")
+    x = features.double()
+    mean, std = x[:n_train].mean(0), x[:n_train].std(0).clamp_min(1e-6)
+    x = torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)   # (N, D + 1)
+    y = labels.double() * 2 - 1                                                      # (N,) in {-1, +1}
+    a, b = x[:n_train], y[:n_train]
+    w = torch.linalg.solve(a.T @ a + ridge * torch.eye(a.shape[1], dtype=x.dtype), a.T @ b)  # (D + 1,)
+    predicted = (x[n_train:] @ w) > 0
+    return 100.0 * float((predicted == labels[n_train:].bool()).double().mean())
+
+
 def position_binding(model, split: str = "test", n_items: int = 200, seed: int = 0,
                      worlds: Sequence[str] | None = None, image_size: int = 64) -> dict:
-    """Two measurements on the position items of each world, for any model with the encode API:
+    """Four measurements on the position items of each world, for any model with the encode API:
 
     - `left_right_cosine`: mean cosine between the query "the star on the left" and the same image with
       "the star on the right". 1.0 means the position word changes nothing: the model cannot pick a twin,
@@ -353,7 +381,11 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
     - `size_question_top1`: "what size is the star on the left?" ranked against the answers "small" and
       "large" (the twins always differ in size): 50 % is chance. It needs the same binding of a side to
       one object, with a text target instead of a crop.
-    Returns {world: {"left_right_cosine", "size_question_top1", "n"}}."""
+    - `crop_size_probe` / `query_size_probe`: held-out linear probes (`linear_probe_accuracy`) of the target
+      twin's size, read from its crop's embedding (does the model see the size at all?) and from the query's
+      embedding (does "on the left" pull that twin's size into the query?). Items alternate left and right,
+      so a query that ignores the side word, or only records both twins' sizes, probes at about 50 %.
+    Returns {world: {"left_right_cosine", "size_question_top1", "crop_size_probe", "query_size_probe", "n"}}."""
     from fuselip.data.tasks import position_query, position_size_question
     worlds = tuple(worlds) if worlds is not None else default_worlds()
     source = benchmark_items(split, n_items, seed, image_size)
@@ -368,8 +400,13 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
             question = Side(item.query.image, position_size_question(phrase, side))
             triples.append((item.query, flipped, question, item.meta["object"].size))
         sides = [s for query, flipped, question, _ in triples for s in (query, flipped, question)] + answers
+        sides += [item.candidates[0] for item in items]  # the target crops
         emb = embed_unique(model, sides)
         small, large = emb[answers[0].key()], emb[answers[1].key()]
+        large_target = torch.tensor([size == "large" for *_, size in triples])
+        probes = {name: linear_probe_accuracy(torch.stack([emb[s.key()] for s in probed]), large_target)
+                  for name, probed in (("crop_size_probe", [item.candidates[0] for item in items]),
+                                       ("query_size_probe", [item.query for item in items]))}
         cosines, right = [], 0
         for query, flipped, question, size in triples:
             cosines.append(float(emb[query.key()] @ emb[flipped.key()]))
@@ -378,5 +415,5 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
             right += (score_small > score_large) if size == "small" else (score_large > score_small)
         n = len(triples)
         out[world] = {"left_right_cosine": sum(cosines) / max(n, 1), "size_question_top1": 100.0 * right / max(n, 1),
-                      "n": n}
+                      **probes, "n": n}
     return out

@@ -195,6 +195,34 @@ def test_position_binding_of_a_text_blind_model_and_of_an_oracle():
             table[Side(item.query.image, f"the {phrase} on the {s}").key()] = vec
         table[Side(item.query.image, f"what size is the {phrase} on the {side}?").key()] = answers[
             item.meta["object"].size]
-    oracle = evaluate.position_binding(SideModel(table, lambda s: answers[s.text]), n_items=12, worlds=["shapes"])
+    oracle = evaluate.position_binding(SideModel(table, lambda s: answers.get(s.text, axis(4))), n_items=12,
+                                       worlds=["shapes"])
     assert oracle["shapes"]["left_right_cosine"] == pytest.approx(0.0)
     assert oracle["shapes"]["size_question_top1"] == 100.0
+
+
+def test_linear_probe_reads_a_linear_label_and_not_a_random_one():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.rand(400, generator=g) > 0.5
+    features = torch.randn(400, 16, generator=g)
+    features[:, 3] += 6.0 * labels  # the label is one direction of the features, with a margin
+    assert evaluate.linear_probe_accuracy(features, labels) == 100.0
+    random_labels = torch.rand(400, generator=g) > 0.5
+    assert 35.0 < evaluate.linear_probe_accuracy(features, random_labels) < 65.0
+    with pytest.raises(ValueError, match="features must be"):
+        evaluate.linear_probe_accuracy(features, random_labels[:10])
+    with pytest.raises(ValueError, match="no train or no test rows"):
+        evaluate.linear_probe_accuracy(features[:2], random_labels[:2])
+
+
+def test_position_binding_probes_find_the_target_size_only_where_the_model_puts_it():
+    items = list(evaluate.benchmark_items("test", 40, 0)("shapes", "position"))
+    sizes = {"small": axis(0), "large": axis(1)}
+    table = {}
+    for item in items:  # the query embeds its target twin's size; crops embed nothing about size
+        table[item.query.key()] = sizes[item.meta["object"].size]
+        table[item.candidates[0].key()] = axis(2 + len(table) % (DIM - 2))
+    binder = evaluate.position_binding(SideModel(table, lambda s: axis(DIM - 1)), n_items=40,
+                                       worlds=["shapes"])["shapes"]
+    assert binder["query_size_probe"] == 100.0
+    assert binder["crop_size_probe"] < 100.0

@@ -82,7 +82,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--verbose", action="store_true", help="print progress to stderr")
     parser.add_argument("--binding", action="store_true",
                         help="--checkpoint: also the position diagnostic (fuselip.evaluate.position_binding): "
-                             "cosine of the 'left' and 'right' queries, 2-way 'what size is the X on the left?'")
+                             "cosine of the 'left' and 'right' queries, 2-way 'what size is the X on the left?', "
+                             "linear probes of the target twin's size from its crop and from the query")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -92,7 +93,8 @@ def main(argv=None) -> dict:
         results = evaluate_checkpoint(args.checkpoint, args)
         for world, b in results.get("position_binding", {}).items():
             print(f"position binding, {world}: left/right query cosine {b['left_right_cosine']:.3f}, "
-                  f"size question top-1 {b['size_question_top1']:.1f} % (n={b['n']})")
+                  f"size question top-1 {b['size_question_top1']:.1f} %, target size probed from the crop "
+                  f"{b['crop_size_probe']:.1f} % / from the query {b['query_size_probe']:.1f} % (n={b['n']})")
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(Path(args.out), results)
