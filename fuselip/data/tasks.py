@@ -5,6 +5,7 @@ Tasks (shared/PAPER.md has the paper's originals; both worlds pose every task):
   classify  (image of one object, "") -> (none, "a star")             zero-shot labels: shape / emoji category
   vqa       (image, question) -> (none, answer)                       colour, shape|object|category, size, count, position
   crop      (image, "the red circle") -> (its crop, "")               OI-Crop analogue; group = crops of one scene
+            (training may also name the cell: "the object in the top left", data.crop_location_queries)
   position  (image, "the star on the left") -> (its crop, "")         OI-Pos analogue: two objects of the same class
   tgit      (image, "rotate 30 degrees clockwise") -> (result, "")    group = transformations of one image
   edit      (scene, "make the circle blue") -> (edited scene, "")    + the inverse edit; group = edits of one scene
@@ -34,7 +35,7 @@ from fuselip.data import tgit
 from fuselip.data import vqa as vqa_questions
 from fuselip.data.edits import sample_edit, world_ops
 from fuselip.data.types import EvalItem, Pair, Side, image_key
-from fuselip.data.world import Obj, Scene, World, obj_replace, split_check
+from fuselip.data.world import CELL_NAMES, Obj, Scene, World, obj_replace, split_check
 
 TASKS = ("caption", "classify", "vqa", "crop", "position", "tgit", "edit")
 WORLDS = ("shapes", "emoji")
@@ -215,11 +216,21 @@ def _crop_group(world, rng, split, data):
     size = data.group_size
     scene = world.sample_scene(rng, split, min_objects=min(2, world.config.max_objects))
     image = world.render(scene)
+    # the draw is made only when the option is on, so the default data stream is unchanged
+    if data.crop_location_queries > 0 and rng.random() < data.crop_location_queries:
+        # every object named by where it is: only the location words tell the queries apart
+        return _distinct_rights([(Side(image, location_query(CELL_NAMES[obj.cell])), _image(world.crop(image, obj)),
+                                  "location") for obj in scene.objects], size)
     triples = []
     for obj in scene.objects:
         if sum(_same_class(world, obj, o) for o in scene.objects) == 1:
             triples.append((Side(image, f"the {_class_phrase(world, obj)}"), _image(world.crop(image, obj)), ""))
     return _distinct_rights(triples, size)
+
+
+def location_query(cell_name: str) -> str:
+    """A crop query by location only ("the object in the top left"; data.crop_location_queries)."""
+    return f"the object in the {cell_name}"
 
 
 def position_query(phrase: str, side: str) -> str:
@@ -403,6 +414,9 @@ def check_data_config(data: DataConfig) -> None:
         raise ValueError(f"data.world_weights must be non-negative with a positive sum, got {data.world_weights}")
     if sum(data.task_weights.values()) <= 0:
         raise ValueError("data.task_weights: no task has a positive weight")
+    if not 0.0 <= data.crop_location_queries <= 1.0:
+        raise ValueError(f"data.crop_location_queries is a share of crop groups, in [0, 1]; got "
+                         f"{data.crop_location_queries}")
     if data.group_size < 1:
         raise ValueError(f"data.group_size must be at least 1, got {data.group_size}")
 

@@ -11,7 +11,7 @@ from fuselip.data import tgit, vqa
 from fuselip.data.edits import sample_edit, world_ops
 from fuselip.data.tasks import (TASKS, WORLDS, eval_items, iter_pairs, kinds, make_world, sample_images,
                                 sample_pairs)
-from fuselip.data.world import CELL_NAMES
+from fuselip.data.world import CELL_NAMES, Obj
 
 N_ITEMS = 10
 
@@ -249,3 +249,27 @@ def test_sample_images_are_distinct_and_include_transformed_ones():
     assert images.shape == (64, 64, 64, 3) and images.dtype == np.uint8
     assert len({im.tobytes() for im in images}) == 64
     assert np.array_equal(images, sample_images(data, "train", 64, seed=0))
+
+
+def test_crop_groups_can_name_objects_by_their_cell():
+    """crop_location_queries=1: every crop group names each object by its cell only ("the object in the top left"),
+    with that object's crop as target: a window centred within `jitter` pixels of that cell's centre. At 0 (the
+    default) no group does, and the crop stream is the class-phrase one."""
+    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"crop": 1.0}, crop_location_queries=1.0)
+    pairs = sample_pairs(config, "train", 60, seed=0)
+    assert all(p.kind == "location" and p.left.text.startswith("the object in the ") for p in pairs)
+    by_group = {}
+    for p in pairs:
+        by_group.setdefault(p.group, []).append(p)
+    assert all(len({p.left.text for p in g}) == len(g) >= 2 for g in list(by_group.values())[:-1])
+    for p in pairs:
+        world = make_world(p.world)
+        cell = CELL_NAMES.index(p.left.text.removeprefix("the object in the "))
+        j = world.jitter
+        windows = [world.crop(p.left.image, Obj(cell=cell, name="", dx=dx, dy=dy))
+                   for dx in range(-j, j + 1) for dy in range(-j, j + 1)]
+        assert any(np.array_equal(w, p.right.image) for w in windows), p.left.text
+    plain = sample_pairs(DataConfig(task_weights={"crop": 1.0}), "train", 30, seed=0)
+    assert not any(p.left.text.startswith("the object in the ") for p in plain)
+    with pytest.raises(ValueError, match="crop_location_queries"):
+        sample_pairs(DataConfig(task_weights={"crop": 1.0}, crop_location_queries=1.5), "train", 4, seed=0)
