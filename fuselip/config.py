@@ -97,6 +97,8 @@ class DataConfig:
     train_pairs: int = 150_000      # size of the generated (and token-cached) training set
     group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)
     position_size_questions: bool = False  # position groups also ask "what size is the star on the left?" (text target)
+    position_counterfactuals: bool = False  # position groups also hold the same scene with the twins' sizes swapped
+                                            # (a minimal pair: only which twin is large differs)
     crop_location_queries: float = 0.0  # share of crop groups that name each object's cell ("the object in the top
                                         # left") instead of its class: text -> location addressing, with crop targets
     val_items: int = 200            # evaluation items per task for periodic validation

@@ -250,10 +250,18 @@ def _position_group(world, rng, split, data):
     phrase = _class_phrase(world, left)
     triples = [(Side(image, position_query(phrase, "left")), _image(world.crop(image, left)), "left"),
                (Side(image, position_query(phrase, "right")), _image(world.crop(image, right)), "right")]
+    if data.position_counterfactuals:
+        # the minimal pair: the same scene with the twins' sizes swapped, so the images differ only in which twin
+        # is large and the side word alone decides between crops that differ only in size
+        swapped_left, swapped_right = obj_replace(left, size=right.size), obj_replace(right, size=left.size)
+        swapped = world.render(scene.replace(left, swapped_left).replace(right, swapped_right))
+        triples += [(Side(swapped, position_query(phrase, "left")), _image(world.crop(swapped, swapped_left)), "left"),
+                    (Side(swapped, position_query(phrase, "right")), _image(world.crop(swapped, swapped_right)),
+                     "right")]
     out = _distinct_rights(triples, size)
-    if len(out) != 2:
+    if len(out) != len(triples):
         return []  # identical crops: the question has no answer, resample
-    if data.position_size_questions and size >= 4:
+    if data.position_size_questions and size >= len(out) + 2:
         # the same binding ("the star on the left" -> that object's attributes) with a text target: the
         # twins differ in size, so "small" vs "large" is the hard negative, far apart in embedding space
         out += [(Side(image, position_size_question(phrase, side)), _text(obj.size), side)
@@ -414,6 +422,9 @@ def check_data_config(data: DataConfig) -> None:
         raise ValueError(f"data.world_weights must be non-negative with a positive sum, got {data.world_weights}")
     if sum(data.task_weights.values()) <= 0:
         raise ValueError("data.task_weights: no task has a positive weight")
+    if data.position_counterfactuals and data.group_size < 4:
+        raise ValueError(f"data.position_counterfactuals puts 4 pairs in each position group; data.group_size is "
+                         f"{data.group_size}, needs at least 4")
     if not 0.0 <= data.crop_location_queries <= 1.0:
         raise ValueError(f"data.crop_location_queries is a share of crop groups, in [0, 1]; got "
                          f"{data.crop_location_queries}")

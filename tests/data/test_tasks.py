@@ -11,6 +11,7 @@ from fuselip.data import tgit, vqa
 from fuselip.data.edits import sample_edit, world_ops
 from fuselip.data.tasks import (TASKS, WORLDS, eval_items, iter_pairs, kinds, make_world, sample_images,
                                 sample_pairs)
+from fuselip.data.types import image_key
 from fuselip.data.world import CELL_NAMES, Obj
 
 N_ITEMS = 10
@@ -122,6 +123,31 @@ def test_position_groups_can_also_ask_the_twins_sizes():
         assert {q.right.text for q in questions} == {"small", "large"}
     plain = sample_pairs(DataConfig(task_weights={"position": 1.0}), "train", 20, seed=0)
     assert all(p.right.image is not None for p in plain)
+
+
+def test_position_counterfactuals_swap_only_the_twins_sizes():
+    """position_counterfactuals: a group = the two crops of a scene + the same two questions on the scene with the
+    twins' sizes swapped: the two images differ, the four crops differ, and each swapped target has the other
+    size (less ink where the original was large). Off by default: then a group is the two crops only."""
+    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_counterfactuals=True)
+    by_group = {}
+    for p in sample_pairs(config, "train", 120, seed=0):
+        by_group.setdefault(p.group, []).append(p)
+    by_group.pop(max(by_group))  # may be cut short
+    for group in by_group.values():
+        assert [p.kind for p in group] == ["left", "right", "left", "right"]
+        assert [p.left.text for p in group[:2]] == [p.left.text for p in group[2:]]
+        original, swapped = group[0].left.image, group[2].left.image
+        assert not np.array_equal(original, swapped)
+        assert len({image_key(p.right.image) for p in group}) == 4
+        # the swapped twin's crop is the other size: measure the object's ink in each crop
+        ink = [int((p.right.image.astype(int).sum(-1) < 3 * 250).sum()) for p in group]
+        assert (ink[0] < ink[1]) == (ink[2] > ink[3])
+    plain = sample_pairs(DataConfig(task_weights={"position": 1.0}), "train", 40, seed=0)
+    assert all(p.kind in ("left", "right") for p in plain) and len({p.group for p in plain}) == 20
+    with pytest.raises(ValueError, match="position_counterfactuals"):
+        sample_pairs(DataConfig(task_weights={"position": 1.0}, position_counterfactuals=True, group_size=3),
+                     "train", 4, seed=0)
 
 
 def test_weights_select_tasks_and_bad_configs_name_the_field():
