@@ -99,6 +99,8 @@ class DataConfig:
     position_size_questions: bool = False  # position groups also ask "what size is the star on the left?" (text target)
     position_counterfactuals: bool = False  # position groups also hold the same scene with the twins' sizes swapped
                                             # (a minimal pair: only which twin is large differs)
+    position_where_questions: bool = False  # position groups also ask "where is the large star?" -> "on the left":
+                                            # which side holds which twin, the feature the side word must act on
     crop_location_queries: float = 0.0  # share of crop groups that name each object's cell ("the object in the top
                                         # left") instead of its class: text -> location addressing, with crop targets
     val_items: int = 200            # evaluation items per task for periodic validation

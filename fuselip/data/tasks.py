@@ -243,6 +243,15 @@ def position_size_question(phrase: str, side: str) -> str:
     return f"what size is the {phrase} on the {side}?"
 
 
+def position_where_question(world: World, obj: Obj) -> str:
+    """Which side holds this twin ("where is the large star?"): content -> side, the inverse of the position query."""
+    return f"where is the {world.phrase(obj, ('size',) + world.class_attributes)}?"
+
+
+def position_side_answer(side: str) -> str:
+    return f"on the {side}"
+
+
 def _position_group(world, rng, split, data):
     size = data.group_size
     scene, left, right = _position_scene(world, rng, split)
@@ -261,6 +270,9 @@ def _position_group(world, rng, split, data):
     out = _distinct_rights(triples, size)
     if len(out) != len(triples):
         return []  # identical crops: the question has no answer, resample
+    if data.position_where_questions and size >= len(out) + 2:
+        out += [(Side(image, position_where_question(world, obj)), _text(position_side_answer(side)), side)
+                for side, obj in (("left", left), ("right", right))]
     if data.position_size_questions and size >= len(out) + 2:
         # the same binding ("the star on the left" -> that object's attributes) with a text target: the
         # twins differ in size, so "small" vs "large" is the hard negative, far apart in embedding space

@@ -150,6 +150,25 @@ def test_position_counterfactuals_swap_only_the_twins_sizes():
                      "train", 4, seed=0)
 
 
+def test_position_where_questions_ask_which_side_holds_each_twin():
+    """position_where_questions: after the crops, "where is the <size> <class>?" -> "on the left|right", the
+    twin of that size being on that side (its crop is the one with that much ink)."""
+    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_where_questions=True)
+    by_group = {}
+    for p in sample_pairs(config, "train", 120, seed=0):
+        by_group.setdefault(p.group, []).append(p)
+    by_group.pop(max(by_group))  # may be cut short
+    for group in by_group.values():
+        crops, questions = group[:2], group[2:]
+        assert [p.kind for p in group] == ["left", "right", "left", "right"]
+        assert [q.right.text for q in questions] == ["on the left", "on the right"]
+        ink = [int((p.right.image.astype(int).sum(-1) < 3 * 250).sum()) for p in crops]
+        larger = "left" if ink[0] > ink[1] else "right"
+        asked = {q.left.text.split()[3]: q.kind for q in questions}     # "where is the large ..." -> side
+        assert asked == {"large": larger, "small": "right" if larger == "left" else "left"}
+        assert all(q.left.image is crops[0].left.image for q in questions)
+
+
 def test_weights_select_tasks_and_bad_configs_name_the_field():
     only = sample_pairs(DataConfig(worlds=["emoji"], world_weights=[1.0], task_weights={"position": 1.0}),
                         "train", 10, seed=0)
