@@ -97,6 +97,8 @@ class DataConfig:
     train_pairs: int = 150_000      # size of the generated (and token-cached) training set
     group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)
     position_size_questions: bool = False  # position groups also ask "what size is the star on the left?" (text target)
+    position_twins: str = "size"    # what the position twins differ in: "size", or "colour" where a world has
+                                    # colours (same shape and size; the query names the shape only)
     position_counterfactuals: bool = False  # position groups also hold the same scene with the twins' sizes swapped
                                             # (a minimal pair: only which twin is large differs)
     position_where_questions: bool = False  # position groups also ask "where is the large star?" -> "on the left":

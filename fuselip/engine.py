@@ -490,7 +490,8 @@ def train(model: nn.Module, run_config: RunConfig, pairs_train: Sequence, val_fn
 def validation_fn(cfg: RunConfig, split: str = "val"):
     """`val_fn(model)` for the engine: the benchmark suite (fuselip.evaluate) on `data.val_items` items per task."""
     from fuselip import evaluate as ev
-    source = ev.benchmark_items(split, cfg.data.val_items, cfg.data.seed, cfg.data.image_size)
+    source = ev.benchmark_items(split, cfg.data.val_items, cfg.data.seed, cfg.data.image_size,
+                                cfg.data.position_twins)
     items: dict[tuple[str, str], list] = {}  # generated once, reused by every validation of the run
 
     def cached(world: str, task: str):

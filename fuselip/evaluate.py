@@ -27,6 +27,8 @@ Conventions (each a decision, tested in tests/test_evaluate.py):
 """
 from __future__ import annotations
 
+import dataclasses
+
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
@@ -168,12 +170,15 @@ def retrieval_accuracy(items: Sequence[EvalItem], embeddings: dict[bytes, torch.
 ItemSource = Callable[[str, str], Sequence[EvalItem]]
 
 
-def benchmark_items(split: str, n_items: int, seed: int, image_size: int = 64) -> ItemSource:
-    """The item source of the benchmark: fuselip.data.tasks.eval_items for one split and seed."""
-    from fuselip.data.tasks import eval_items
+def benchmark_items(split: str, n_items: int, seed: int, image_size: int = 64,
+                    position_twins: str = "size") -> ItemSource:
+    """The item source of the benchmark: fuselip.data.tasks.eval_items for one split and seed.
+    position_twins: what the position task's twins differ in (fuselip.data.tasks.twin_attribute)."""
+    from fuselip.data.tasks import DEFAULT_TASK_CONFIG, eval_items
+    config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins=position_twins)
 
     def source(world: str, task: str) -> Sequence[EvalItem]:
-        return eval_items(world, task, split, n_items, seed, image_size=image_size)
+        return eval_items(world, task, split, n_items, seed, image_size=image_size, config=config)
     return source
 
 
@@ -190,16 +195,19 @@ def default_worlds() -> tuple[str, ...]:
 def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] | None = None,
              tasks: Sequence[str] | None = None, split: str = "test", n_items: int = 500, seed: int = 0,
              image_size: int = 64, batch_size: int = ENCODE_BATCH, retrieval: bool = True,
-             progress: Callable[[str], None] | None = None) -> dict:
+             progress: Callable[[str], None] | None = None, position_twins: str = "size") -> dict:
     """Every (world, task) top-1 accuracy of `model`, plus caption retrieval R@1 (see module docstring).
 
     `items(world, task)` supplies the evaluation items; by default the `split` test set of `seed` with
-    `n_items` per (world, task). One (world, task) is generated, encoded and scored at a time.
+    `n_items` per (world, task) (position twins differing in `position_twins`). One (world, task) is
+    generated, encoded and scored at a time.
     """
     tasks = tuple(tasks) if tasks is not None else default_tasks()
     worlds = tuple(worlds) if worlds is not None else default_worlds()
-    source = items or benchmark_items(split, n_items, seed, image_size)
+    source = items or benchmark_items(split, n_items, seed, image_size, position_twins)
     results: dict = {"split": split, "seed": seed, "n_items": n_items, "worlds": {}, "mean": {}}
+    if position_twins != "size":
+        results["position_twins"] = position_twins
     for world in worlds:
         per_task = {}
         for task in tasks:

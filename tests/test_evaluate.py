@@ -226,3 +226,18 @@ def test_position_binding_probes_find_the_target_size_only_where_the_model_puts_
                                        worlds=["shapes"])["shapes"]
     assert binder["query_size_probe"] == 100.0
     assert binder["crop_size_probe"] < 100.0
+
+
+def test_position_twins_choose_the_test_set_that_evaluate_ranks():
+    """evaluate(position_twins="colour") ranks the colour-twin items (a model that knows exactly those is right
+    on all of them) and records the choice; the default is the size-twin benchmark, which it knows nothing of."""
+    colour_items = evaluate.benchmark_items("test", 4, 0, position_twins="colour")("shapes", "position")
+    table = {}
+    for item in colour_items:
+        table[item.query.key()] = axis(0)
+        table[item.candidates[0].key()] = axis(0)
+    model = SideModel(table, default=lambda side: axis(1))
+    colour = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=4, position_twins="colour")
+    size = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=4)
+    assert colour["worlds"]["shapes"]["position"]["top1"] == 100.0 and colour["position_twins"] == "colour"
+    assert size["worlds"]["shapes"]["position"]["top1"] == 0.0 and "position_twins" not in size

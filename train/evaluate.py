@@ -33,7 +33,8 @@ def evaluate_checkpoint(path: str | Path, args: argparse.Namespace, n_items: int
     progress = (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)) if args.verbose else None
     results = ev.evaluate(model, split=args.split, n_items=n_items or args.n_items, seed=args.seed,
                           worlds=args.worlds, tasks=args.tasks, image_size=ev.model_image_size(model),
-                          batch_size=args.batch_size, progress=progress)
+                          batch_size=args.batch_size, progress=progress,
+                          position_twins=getattr(args, "position_twins", "size"))
     results["model"] = {"checkpoint": str(path), "kind": model.checkpoint_kind,
                         "parameters": effective_parameters(model) if hasattr(model, "token_seen") else None,
                         "eval_seconds": round(time.perf_counter() - start, 1)}
@@ -80,11 +81,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default; 1 is faster on a machine busy with other jobs)")
     parser.add_argument("--verbose", action="store_true", help="print progress to stderr")
+    parser.add_argument("--position-twins", default="size", choices=["size", "colour"],
+                        help="what the position task's twins differ in (fuselip.data.tasks.twin_attribute): size "
+                             "(the benchmark), or colour where a world has colours (the query names the shape only)")
     parser.add_argument("--binding", action="store_true",
                         help="--checkpoint: also the position diagnostic (fuselip.evaluate.position_binding): "
                              "cosine of the 'left' and 'right' queries, 2-way 'what size is the X on the left?', "
                              "linear probes of the target twin's size from its crop and from the query")
     args = parser.parse_args(argv)
+    if args.update_metrics and args.position_twins != "size":
+        parser.error("--update-metrics stores the benchmark, whose position twins differ in size: "
+                     "drop --position-twins or --update-metrics")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -48,6 +48,7 @@ class TaskConfig:
     caption_others: int = 6         # captions of other scenes
     crop_other_scenes: int = 3      # same-class crops from other scenes (OI-Crop)
     position_other_crops: int = 2   # same-class crops from other scenes (OI-Pos "+ random crops")
+    position_twins: str = "size"    # what tells the position twins apart (see twin_attribute)
     edit_candidates: int = 8        # edited versions of the same scene, incl. the unedited one
     max_tries: int = 200            # resampling attempts before giving up on an impossible request
 
@@ -138,17 +139,38 @@ def _same_class(world: World, a: Obj, b: Obj) -> bool:
     return all(getattr(a, x) == getattr(b, x) for x in world.class_attributes)
 
 
-def _position_scene(world: World, rng: random.Random, split: str):
+POSITION_TWINS = ("size", "colour")
+
+
+def twin_attribute(world: World, twins: str) -> str:
+    """The one attribute in which the position twins differ: "size" (the twins share the class phrase, e.g. "red
+    star"), or "colour" where the world has colours (same shape and size, and the phrase names the shape only).
+    Worlds without colours always use size twins."""
+    if twins not in POSITION_TWINS:
+        raise ValueError(f"position_twins must be one of {POSITION_TWINS}, got {twins!r}")
+    return "colour" if twins == "colour" and world.colours() else "size"
+
+
+def _position_phrase(world: World, obj: Obj, attribute: str) -> str:
+    """The twins' shared phrase: the class attributes without the one they differ in."""
+    return world.phrase(obj, tuple(a for a in world.class_attributes if a != attribute))
+
+
+def _position_scene(world: World, rng: random.Random, split: str, attribute: str = "size"):
     """Two objects of the same class in different columns (+ maybe a third of another class); they differ
-    in size, which the question never mentions, so their crops always look different.
+    in `attribute`, which the question never mentions, so their crops always look different.
     Returns (scene, left object, right object)."""
     while True:
         a, b = rng.sample(range(9), 2)
         if a % 3 != b % 3:
             break
     first = world.sample_object(rng, split, a)
-    other_size = rng.choice([s for s in world.sizes if s != first.size])
-    second = world.sample_object(rng, split, b, name=first.name, colour=first.colour, size=other_size)
+    if attribute == "size":
+        other_size = rng.choice([s for s in world.sizes if s != first.size])
+        second = world.sample_object(rng, split, b, name=first.name, colour=first.colour, size=other_size)
+    else:
+        other_colour = rng.choice([c for c in world.colours() if c != first.colour])
+        second = world.sample_object(rng, split, b, name=first.name, colour=other_colour, size=first.size)
     objects = [first, second]
     free = [c for c in range(9) if c not in (a, b)]
     if world.config.max_objects >= 3 and rng.random() < 0.5:
@@ -238,14 +260,14 @@ def position_query(phrase: str, side: str) -> str:
     return f"the {phrase} on the {side}"
 
 
-def position_size_question(phrase: str, side: str) -> str:
-    """The same binding asked about size ("what size is the star on the left?"; the twins differ in size)."""
-    return f"what size is the {phrase} on the {side}?"
+def position_size_question(phrase: str, side: str, attribute: str = "size") -> str:
+    """The same binding asked about the twins' difference ("what size is the star on the left?")."""
+    return f"what {attribute} is the {phrase} on the {side}?"
 
 
-def position_where_question(world: World, obj: Obj) -> str:
+def position_where_question(world: World, obj: Obj, attribute: str = "size") -> str:
     """Which side holds this twin ("where is the large star?"): content -> side, the inverse of the position query."""
-    return f"where is the {world.phrase(obj, ('size',) + world.class_attributes)}?"
+    return f"where is the {world.phrase(obj, (attribute,) + world.class_attributes)}?"
 
 
 def position_side_answer(side: str) -> str:
@@ -254,15 +276,17 @@ def position_side_answer(side: str) -> str:
 
 def _position_group(world, rng, split, data):
     size = data.group_size
-    scene, left, right = _position_scene(world, rng, split)
+    attribute = twin_attribute(world, data.position_twins)
+    scene, left, right = _position_scene(world, rng, split, attribute)
     image = world.render(scene)
-    phrase = _class_phrase(world, left)
+    phrase = _position_phrase(world, left, attribute)
     triples = [(Side(image, position_query(phrase, "left")), _image(world.crop(image, left)), "left"),
                (Side(image, position_query(phrase, "right")), _image(world.crop(image, right)), "right")]
     if data.position_counterfactuals:
-        # the minimal pair: the same scene with the twins' sizes swapped, so the images differ only in which twin
-        # is large and the side word alone decides between crops that differ only in size
-        swapped_left, swapped_right = obj_replace(left, size=right.size), obj_replace(right, size=left.size)
+        # the minimal pair: the same scene with the twins' sizes (colours) swapped, so the images differ only in
+        # which twin is which and the side word alone decides between crops that differ only in that attribute
+        swapped_left = obj_replace(left, **{attribute: getattr(right, attribute)})
+        swapped_right = obj_replace(right, **{attribute: getattr(left, attribute)})
         swapped = world.render(scene.replace(left, swapped_left).replace(right, swapped_right))
         triples += [(Side(swapped, position_query(phrase, "left")), _image(world.crop(swapped, swapped_left)), "left"),
                     (Side(swapped, position_query(phrase, "right")), _image(world.crop(swapped, swapped_right)),
@@ -271,13 +295,13 @@ def _position_group(world, rng, split, data):
     if len(out) != len(triples):
         return []  # identical crops: the question has no answer, resample
     if data.position_where_questions and size >= len(out) + 2:
-        out += [(Side(image, position_where_question(world, obj)), _text(position_side_answer(side)), side)
-                for side, obj in (("left", left), ("right", right))]
+        out += [(Side(image, position_where_question(world, obj, attribute)), _text(position_side_answer(side)),
+                 side) for side, obj in (("left", left), ("right", right))]
     if data.position_size_questions and size >= len(out) + 2:
         # the same binding ("the star on the left" -> that object's attributes) with a text target: the
-        # twins differ in size, so "small" vs "large" is the hard negative, far apart in embedding space
-        out += [(Side(image, position_size_question(phrase, side)), _text(obj.size), side)
-                for side, obj in (("left", left), ("right", right))]
+        # twins differ in size (colour), so "small" vs "large" is the hard negative, far apart in embedding space
+        out += [(Side(image, position_size_question(phrase, side, attribute)), _text(getattr(obj, attribute)),
+                 side) for side, obj in (("left", left), ("right", right))]
     return out
 
 
@@ -370,7 +394,8 @@ def _crop_item(world, rng, split, kind, tc):
 
 
 def _position_item(world, rng, split, kind, tc):
-    scene, left, right = _position_scene(world, rng, split)
+    attribute = twin_attribute(world, tc.position_twins)
+    scene, left, right = _position_scene(world, rng, split, attribute)
     image = world.render(scene)
     target, other = (left, right) if kind == "left" else (right, left)
     correct, twin = world.crop(image, target), world.crop(image, other)
@@ -378,7 +403,7 @@ def _position_item(world, rng, split, kind, tc):
         return None
     negatives = [twin] + [world.crop(image, o) for o in scene.objects if o not in (left, right)]
     negatives += [_other_scene_crop(world, rng, split, target) for _ in range(tc.position_other_crops)]
-    phrase = _class_phrase(world, target)
+    phrase = _position_phrase(world, target, attribute)
     query = Side(image, position_query(phrase, kind))
     return _eval_item(query, _image(correct), [_image(n) for n in negatives], "position", kind, world,
                       {"scene": scene, "object": target, "phrase": phrase})
@@ -434,6 +459,8 @@ def check_data_config(data: DataConfig) -> None:
         raise ValueError(f"data.world_weights must be non-negative with a positive sum, got {data.world_weights}")
     if sum(data.task_weights.values()) <= 0:
         raise ValueError("data.task_weights: no task has a positive weight")
+    if data.position_twins not in POSITION_TWINS:
+        raise ValueError(f"data.position_twins must be one of {POSITION_TWINS}, got {data.position_twins!r}")
     if data.position_counterfactuals and data.group_size < 4:
         raise ValueError(f"data.position_counterfactuals puts 4 pairs in each position group; data.group_size is "
                          f"{data.group_size}, needs at least 4")

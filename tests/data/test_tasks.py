@@ -1,4 +1,5 @@
 """Every task of both worlds: determinism, groups, mixture, splits, and evaluation-item properties."""
+import dataclasses
 import random
 import re
 from collections import Counter
@@ -9,8 +10,8 @@ import pytest
 from fuselip.config import DataConfig
 from fuselip.data import tgit, vqa
 from fuselip.data.edits import sample_edit, world_ops
-from fuselip.data.tasks import (TASKS, WORLDS, eval_items, iter_pairs, kinds, make_world, sample_images,
-                                sample_pairs)
+from fuselip.data.tasks import (DEFAULT_TASK_CONFIG, TASKS, WORLDS, eval_items, iter_pairs, kinds, make_world,
+                                sample_images, sample_pairs)
 from fuselip.data.types import image_key
 from fuselip.data.world import CELL_NAMES, Obj
 
@@ -167,6 +168,31 @@ def test_position_where_questions_ask_which_side_holds_each_twin():
         asked = {q.left.text.split()[3]: q.kind for q in questions}     # "where is the large ..." -> side
         assert asked == {"large": larger, "small": "right" if larger == "left" else "left"}
         assert all(q.left.image is crops[0].left.image for q in questions)
+
+
+def test_position_twins_can_differ_in_colour_where_a_world_has_colours():
+    """position_twins="colour": ShapesWorld twins share shape and size, differ in colour, and the query names the
+    shape only ("the star on the left"); emoji (no colours) keep size twins. Training groups and test items agree;
+    the default ("size") is the benchmark."""
+    config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins="colour")
+    for item in eval_items("shapes", "position", "test", 20, seed=0, config=config):
+        twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
+        assert len(twins) == 2 and twins[0].size == twins[1].size and twins[0].colour != twins[1].colour
+        assert item.query.text == f"the {item.meta['object'].name} on the {item.kind}"
+    for item in eval_items("emoji", "position", "test", 10, seed=0, config=config):
+        twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
+        assert twins[0].size != twins[1].size
+    for item in eval_items("shapes", "position", "test", 10, seed=0):
+        twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
+        assert twins[0].colour == twins[1].colour and twins[0].size != twins[1].size
+    data = DataConfig(worlds=["shapes"], world_weights=[1.0], task_weights={"position": 1.0}, position_twins="colour",
+                      position_counterfactuals=True, position_size_questions=True)
+    pairs = sample_pairs(data, "train", 24, seed=0)
+    questions = {p.left.text for p in pairs if p.right.image is None}
+    assert questions and questions <= {
+        f"what colour is the {n} on the {s}?" for n in make_world("shapes").names("train") for s in ("left", "right")}
+    with pytest.raises(ValueError, match="position_twins"):
+        sample_pairs(DataConfig(task_weights={"position": 1.0}, position_twins="angle"), "train", 4, seed=0)
 
 
 def test_weights_select_tasks_and_bad_configs_name_the_field():
