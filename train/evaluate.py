@@ -87,7 +87,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--binding", action="store_true",
                         help="--checkpoint: also the position diagnostic (fuselip.evaluate.position_binding): "
                              "cosine of the 'left' and 'right' queries, 2-way 'what size is the X on the left?', "
-                             "linear probes of the target twin's size from its crop and from the query")
+                             "linear probes of the target twin's size from its crop and from the query "
+                             "(always on the size twins)")
     args = parser.parse_args(argv)
     if args.update_metrics and args.position_twins != "size":
         parser.error("--update-metrics stores the benchmark, whose position twins differ in size: "
