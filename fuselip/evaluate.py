@@ -28,7 +28,6 @@ Conventions (each a decision, tested in tests/test_evaluate.py):
 from __future__ import annotations
 
 import dataclasses
-
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 

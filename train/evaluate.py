@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fuselip import evaluate as ev  # noqa: E402
 from fuselip.baselines import effective_parameters  # noqa: E402
 from fuselip.checkpoint import METRICS_FILE, load_model, write_json_atomic  # noqa: E402
+from fuselip.data.tasks import POSITION_TWINS  # noqa: E402
 
 DEFAULT_ITEMS = 500  # items per (world, task): ±2.2 points standard error at 50 %, less near 0 or 100 %
 
@@ -81,7 +82,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default; 1 is faster on a machine busy with other jobs)")
     parser.add_argument("--verbose", action="store_true", help="print progress to stderr")
-    parser.add_argument("--position-twins", default="size", choices=["size", "colour"],
+    parser.add_argument("--position-twins", default="size", choices=list(POSITION_TWINS),
                         help="what the position task's twins differ in (fuselip.data.tasks.twin_attribute): size "
                              "(the benchmark), or colour where a world has colours (the query names the shape only)")
     parser.add_argument("--binding", action="store_true",

@@ -105,16 +105,26 @@ def test_tgit_groups_hold_one_kind_so_their_hard_negatives_are_the_eval_candidat
     assert sizes["crop"] == sizes["rotate"] == config.group_size  # six crops of one image side by side
 
 
+def whole_groups(config: DataConfig, n: int) -> list[list]:
+    """The training groups of the first n pairs, without the last one (which may be cut short)."""
+    by_group = {}
+    for p in sample_pairs(config, "train", n, seed=0):
+        by_group.setdefault(p.group, []).append(p)
+    by_group.pop(max(by_group))
+    return list(by_group.values())
+
+
+def ink_pixels(crop: np.ndarray) -> int:
+    """Pixels of an object in a crop on the white background (its size, up to a neighbour's edge)."""
+    return int((crop.astype(int).sum(-1) < 3 * 250).sum())
+
+
 def test_position_groups_can_also_ask_the_twins_sizes():
     """position_size_questions: each group = both crops + "what size is the <class> on the left|right?" -> the
     answer of that side; the two answers differ (the twins always differ in size), so each is the other's
     hard negative. Off by default, and then a group is the two crops only."""
     config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_size_questions=True)
-    by_group = {}
-    for p in sample_pairs(config, "train", 200, seed=0):
-        by_group.setdefault(p.group, []).append(p)
-    by_group.pop(max(by_group))  # may be cut short
-    for group in by_group.values():
+    for group in whole_groups(config, 200):
         assert [p.right.image is not None for p in group] == [True, True, False, False]
         crops, questions = group[:2], group[2:]
         assert [p.kind for p in crops] == [p.kind for p in questions] == ["left", "right"]
@@ -131,18 +141,14 @@ def test_position_counterfactuals_swap_only_the_twins_sizes():
     twins' sizes swapped: the two images differ, the four crops differ, and each swapped target has the other
     size (less ink where the original was large). Off by default: then a group is the two crops only."""
     config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_counterfactuals=True)
-    by_group = {}
-    for p in sample_pairs(config, "train", 120, seed=0):
-        by_group.setdefault(p.group, []).append(p)
-    by_group.pop(max(by_group))  # may be cut short
-    for group in by_group.values():
+    for group in whole_groups(config, 120):
         assert [p.kind for p in group] == ["left", "right", "left", "right"]
         assert [p.left.text for p in group[:2]] == [p.left.text for p in group[2:]]
         original, swapped = group[0].left.image, group[2].left.image
         assert not np.array_equal(original, swapped)
         assert len({image_key(p.right.image) for p in group}) == 4
         # the swapped twin's crop is the other size: measure the object's ink in each crop
-        ink = [int((p.right.image.astype(int).sum(-1) < 3 * 250).sum()) for p in group]
+        ink = [ink_pixels(p.right.image) for p in group]
         assert (ink[0] < ink[1]) == (ink[2] > ink[3])
     plain = sample_pairs(DataConfig(task_weights={"position": 1.0}), "train", 40, seed=0)
     assert all(p.kind in ("left", "right") for p in plain) and len({p.group for p in plain}) == 20
@@ -155,15 +161,11 @@ def test_position_where_questions_ask_which_side_holds_each_twin():
     """position_where_questions: after the crops, "where is the <size> <class>?" -> "on the left|right", the
     twin of that size being on that side (its crop is the one with that much ink)."""
     config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_where_questions=True)
-    by_group = {}
-    for p in sample_pairs(config, "train", 120, seed=0):
-        by_group.setdefault(p.group, []).append(p)
-    by_group.pop(max(by_group))  # may be cut short
-    for group in by_group.values():
+    for group in whole_groups(config, 120):
         crops, questions = group[:2], group[2:]
         assert [p.kind for p in group] == ["left", "right", "left", "right"]
         assert [q.right.text for q in questions] == ["on the left", "on the right"]
-        ink = [int((p.right.image.astype(int).sum(-1) < 3 * 250).sum()) for p in crops]
+        ink = [ink_pixels(p.right.image) for p in crops]
         larger = "left" if ink[0] > ink[1] else "right"
         asked = {q.left.text.split()[3]: q.kind for q in questions}     # "where is the large ..." -> side
         assert asked == {"large": larger, "small": "right" if larger == "left" else "left"}
