@@ -92,13 +92,13 @@ class DataConfig:
     worlds: list[str] = field(default_factory=lambda: ["shapes", "emoji"])
     world_weights: list[float] = field(default_factory=lambda: [0.5, 0.5])
     task_weights: dict[str, float] = field(default_factory=lambda: {
-        "caption": 0.3, "tgit": 0.3, "vqa": 0.1, "crop": 0.05, "position": 0.15, "edit": 0.1})
+        "caption": 0.25, "tgit": 0.3, "vqa": 0.1, "crop": 0.05, "position": 0.25, "edit": 0.05})
     image_size: int = 64
     train_pairs: int = 150_000      # size of the generated (and token-cached) training set
     group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)
     position_size_questions: bool = False  # position groups also ask "what size is the star on the left?" (text target)
-    position_twins: str = "size"    # what the position twins differ in: "size", or "colour" where a world has
-                                    # colours (same shape and size; the query names the shape only)
+    position_twins: str = "colour"  # what the position twins differ in: "colour" where a world has colours (same
+                                    # shape and size; the query names the shape only; EmojiWorld: size), or "size"
     position_counterfactuals: bool = False  # position groups also hold the same scene with the twins' sizes swapped
                                             # (a minimal pair: only which twin is large differs)
     position_where_questions: bool = False  # position groups also ask "where is the large star?" -> "on the left":

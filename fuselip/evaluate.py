@@ -37,6 +37,8 @@ from fuselip.data.types import EvalItem, Side
 
 RETRIEVAL = "retrieval"
 RETRIEVAL_SOURCE = "caption"   # the task whose items form the retrieval gallery
+TWIN = "position_twin"         # the position items ranked against the twin alone (twin_accuracy)
+TWIN_SOURCE = "position"
 ENCODE_BATCH = 256             # sides per model.encode call
 SLICE_ITEMS = 8                # items per (world, task) of the reproducibility slice kept in metrics.json
 
@@ -162,6 +164,20 @@ def retrieval_accuracy(items: Sequence[EvalItem], embeddings: dict[bytes, torch.
     return {"top1": top1, "n": len(pairs), "kinds": result}
 
 
+def twin_accuracy(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor]) -> dict:
+    """The position items with the twin as the only competitor: is the object the side word names preferred
+    to the other object of the same phrase in the same image? (`item.meta["twin"]`, set by the position task.)
+
+    The full position task also ranks crops of other objects and other scenes, so it mixes this binding with
+    crop recognition (the crop task). Here the query can only be right by the side word: a late-fusion model
+    reads the same image and a text that names both twins alike, so it sits near 50 % by construction."""
+    scored = [item for item in items if "twin" in item.meta]
+    correct = [item_correct(embeddings[item.query.key()],
+                            torch.stack([embeddings[item.candidates[0].key()], embeddings[item.meta["twin"].key()]]))
+               for item in scored]
+    return task_accuracy(scored, correct)
+
+
 # ---------------------------------------------------------------------------------------------
 # the suite
 
@@ -169,12 +185,20 @@ def retrieval_accuracy(items: Sequence[EvalItem], embeddings: dict[bytes, torch.
 ItemSource = Callable[[str, str], Sequence[EvalItem]]
 
 
+def benchmark_twins(position_twins: str | None = None) -> str:
+    """What the benchmark's position twins differ in: `position_twins`, or by default the task default
+    (fuselip.data.tasks.TaskConfig.position_twins: "colour" where a world has colours, else size)."""
+    from fuselip.data.tasks import DEFAULT_TASK_CONFIG
+    return position_twins or DEFAULT_TASK_CONFIG.position_twins
+
+
 def benchmark_items(split: str, n_items: int, seed: int, image_size: int = 64,
-                    position_twins: str = "size") -> ItemSource:
+                    position_twins: str | None = None) -> ItemSource:
     """The item source of the benchmark: fuselip.data.tasks.eval_items for one split and seed.
-    position_twins: what the position task's twins differ in (fuselip.data.tasks.twin_attribute)."""
+    position_twins: what the position task's twins differ in (fuselip.data.tasks.twin_attribute; None: the
+    benchmark default, `benchmark_twins()`)."""
     from fuselip.data.tasks import DEFAULT_TASK_CONFIG, eval_items
-    config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins=position_twins)
+    config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins=benchmark_twins(position_twins))
 
     def source(world: str, task: str) -> Sequence[EvalItem]:
         return eval_items(world, task, split, n_items, seed, image_size=image_size, config=config)
@@ -194,19 +218,20 @@ def default_worlds() -> tuple[str, ...]:
 def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] | None = None,
              tasks: Sequence[str] | None = None, split: str = "test", n_items: int = 500, seed: int = 0,
              image_size: int = 64, batch_size: int = ENCODE_BATCH, retrieval: bool = True,
-             progress: Callable[[str], None] | None = None, position_twins: str = "size") -> dict:
+             progress: Callable[[str], None] | None = None, position_twins: str | None = None) -> dict:
     """Every (world, task) top-1 accuracy of `model`, plus caption retrieval R@1 (see module docstring).
 
     `items(world, task)` supplies the evaluation items; by default the `split` test set of `seed` with
-    `n_items` per (world, task) (position twins differing in `position_twins`). One (world, task) is
-    generated, encoded and scored at a time.
+    `n_items` per (world, task) (position twins differing in `position_twins`, default `benchmark_twins()`).
+    One (world, task) is generated, encoded and scored at a time. The position task also reports
+    `position_twin` (see `twin_accuracy`).
     """
     tasks = tuple(tasks) if tasks is not None else default_tasks()
     worlds = tuple(worlds) if worlds is not None else default_worlds()
     source = items or benchmark_items(split, n_items, seed, image_size, position_twins)
     results: dict = {"split": split, "seed": seed, "n_items": n_items, "worlds": {}, "mean": {}}
-    if position_twins != "size":
-        results["position_twins"] = position_twins
+    if items is None:
+        results["position_twins"] = benchmark_twins(position_twins)
     for world in worlds:
         per_task = {}
         for task in tasks:
@@ -218,6 +243,8 @@ def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] | 
             sides = [item.query for item in task_items] + [c for item in task_items for c in item.candidates]
             embeddings = embed_unique(model, sides, batch_size)
             per_task[task] = task_accuracy(task_items, score_items(task_items, embeddings))
+            if task == TWIN_SOURCE:
+                per_task[TWIN] = twin_accuracy(task_items, embeddings)
             if retrieval and task == RETRIEVAL_SOURCE:
                 per_task[RETRIEVAL] = retrieval_accuracy(task_items, embeddings)
             del embeddings, sides, task_items
@@ -254,13 +281,14 @@ def model_image_size(model) -> int:
 
 
 def measure_slice(model, split: str = "test", seed: int = 0, worlds: Sequence[str] | None = None,
-                  n_items: int = SLICE_ITEMS) -> dict:
+                  n_items: int = SLICE_ITEMS, position_twins: str | None = None) -> dict:
     """A small fixed slice of the benchmark, stored in a shipped checkpoint's metrics.json
     ("benchmark_slice") and re-measured by the tests: {"settings": …, "results": flat_metrics}."""
     worlds = list(worlds) if worlds is not None else list(default_worlds())
-    settings = {"split": split, "seed": seed, "worlds": worlds, "n_items": n_items}
+    twins = benchmark_twins(position_twins)
+    settings = {"split": split, "seed": seed, "worlds": worlds, "n_items": n_items, "position_twins": twins}
     results = evaluate(model, split=split, seed=seed, worlds=worlds, n_items=n_items,
-                       image_size=model_image_size(model))
+                       image_size=model_image_size(model), position_twins=twins)
     return {"settings": settings, "results": flat_metrics(results)}
 
 
@@ -386,7 +414,7 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
       "the star on the right". 1.0 means the position word changes nothing: the model cannot pick a twin,
       whatever its crops look like (a late-fusion model is near 1 by construction: the text is a class phrase).
     - `size_question_top1`: "what size is the star on the left?" ranked against the answers "small" and
-      "large" (the twins always differ in size): 50 % is chance. It needs the same binding of a side to
+      "large": 50 % is chance. (All four run on the size twins, whatever the benchmark's position_twins.) It needs the same binding of a side to
       one object, with a text target instead of a crop.
     - `crop_size_probe` / `query_size_probe`: held-out linear probes (`linear_probe_accuracy`) of the target
       twin's size, read from its crop's embedding (does the model see the size at all?) and from the query's
@@ -395,7 +423,7 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
     Returns {world: {"left_right_cosine", "size_question_top1", "crop_size_probe", "query_size_probe", "n"}}."""
     from fuselip.data.tasks import position_query, position_size_question
     worlds = tuple(worlds) if worlds is not None else default_worlds()
-    source = benchmark_items(split, n_items, seed, image_size)
+    source = benchmark_items(split, n_items, seed, image_size, position_twins="size")  # the probes ask about size
     out = {}
     for world in worlds:
         items = list(source(world, "position"))

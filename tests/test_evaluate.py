@@ -178,7 +178,7 @@ class SideModel:
 
 
 def test_position_binding_of_a_text_blind_model_and_of_an_oracle():
-    items = list(evaluate.benchmark_items("test", 12, 0)("shapes", "position"))
+    items = list(evaluate.benchmark_items("test", 12, 0, position_twins="size")("shapes", "position"))
     answers = {"small": axis(0), "large": axis(1)}
 
     def text_blind(side):  # the image alone decides; it says nothing about either size
@@ -216,7 +216,7 @@ def test_linear_probe_reads_a_linear_label_and_not_a_random_one():
 
 
 def test_position_binding_probes_find_the_target_size_only_where_the_model_puts_it():
-    items = list(evaluate.benchmark_items("test", 40, 0)("shapes", "position"))
+    items = list(evaluate.benchmark_items("test", 40, 0, position_twins="size")("shapes", "position"))
     sizes = {"small": axis(0), "large": axis(1)}
     table = {}
     for item in items:  # the query embeds its target twin's size; crops embed nothing about size
@@ -229,15 +229,40 @@ def test_position_binding_probes_find_the_target_size_only_where_the_model_puts_
 
 
 def test_position_twins_choose_the_test_set_that_evaluate_ranks():
-    """evaluate(position_twins="colour") ranks the colour-twin items (a model that knows exactly those is right
-    on all of them) and records the choice; the default is the size-twin benchmark, which it knows nothing of."""
-    colour_items = evaluate.benchmark_items("test", 4, 0, position_twins="colour")("shapes", "position")
+    """evaluate(position_twins="size") ranks the size-twin items; the default is the colour-twin benchmark (a model
+    that knows exactly those items is right on all of them and on none of the size twins); both record the choice."""
+    colour_items = evaluate.benchmark_items("test", 4, 0)("shapes", "position")
+    assert evaluate.benchmark_twins() == "colour"
     table = {}
     for item in colour_items:
         table[item.query.key()] = axis(0)
         table[item.candidates[0].key()] = axis(0)
     model = SideModel(table, default=lambda side: axis(1))
-    colour = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=4, position_twins="colour")
-    size = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=4)
+    colour = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=4)
+    size = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=4, position_twins="size")
     assert colour["worlds"]["shapes"]["position"]["top1"] == 100.0 and colour["position_twins"] == "colour"
-    assert size["worlds"]["shapes"]["position"]["top1"] == 0.0 and "position_twins" not in size
+    assert size["worlds"]["shapes"]["position"]["top1"] == 0.0 and size["position_twins"] == "size"
+
+
+def test_position_twin_ranks_the_target_against_its_twin_only():
+    """position_twin: the target against the twin alone. A model that prefers the target to its twin but ranks
+    the other crops above both scores 100 there and 0 on the full position task; one that cannot tell the twins
+    apart (a late-fusion model: the same vector for both) scores 0 there (ties lose)."""
+    items = list(evaluate.benchmark_items("test", 6, 0)("shapes", "position"))
+    assert all(item.meta["twin"].key() == item.candidates[1].key() for item in items)
+    binder, blind = {}, {}
+    for item in items:
+        binder[item.query.key()] = blind[item.query.key()] = axis(0)
+        binder[item.candidates[0].key()] = axis(0, 0.5)   # the target: above the twin, below the others
+        binder[item.meta["twin"].key()] = axis(1)
+        blind[item.candidates[0].key()] = blind[item.meta["twin"].key()] = axis(0, 0.5)
+    for model, twin_top1 in ((SideModel(binder, lambda side: axis(0)), 100.0),
+                             (SideModel(blind, lambda side: axis(2)), 0.0)):
+        results = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=6)
+        shapes = results["worlds"]["shapes"]
+        assert shapes[evaluate.TWIN]["top1"] == twin_top1 and shapes[evaluate.TWIN]["n"] == len(items)
+        assert set(shapes[evaluate.TWIN]["kinds"]) == {"left", "right"}
+        assert results["mean"][evaluate.TWIN] == twin_top1
+    assert shapes["position"]["top1"] == 0.0  # the blind model: its target ties with the twin
+    assert evaluate.evaluate(SideModel(binder, lambda side: axis(0)), worlds=["shapes"], tasks=["position"],
+                             n_items=6)["worlds"]["shapes"]["position"]["top1"] == 0.0  # the other crops win there

@@ -51,7 +51,7 @@ def test_train_baseline_then_evaluate_and_compare(tmp_path, capsys, monkeypatch)
                 "--out", str(out), "--update-metrics", "--slice-items", "1", capsys=capsys)
     results = json.loads(out.read_text())
     assert set(results["worlds"]) == {"shapes", "emoji"}
-    assert set(results["worlds"]["shapes"]) == {*TASKS, "retrieval"}
+    assert set(results["worlds"]["shapes"]) == {*TASKS, "retrieval", ev.TWIN}
     assert set(results["worlds"]["emoji"]["tgit"]["kinds"]) <= {"crop", "rotate", "jitter", "flip", "colour"}
     assert results["model"]["kind"] == "siglip-mlf" and results["model"]["parameters"] > 0
     for task, value in results["mean"].items():
@@ -67,6 +67,6 @@ def test_train_baseline_then_evaluate_and_compare(tmp_path, capsys, monkeypatch)
                        "--n-items", "2", "--tasks", "tgit", "--no-kinds", capsys=capsys)
     rows = {r[0].strip(): (r[1].strip(), r[2].strip())
             for r in (line.split("|")[1:-1] for line in side_by_side.strip().splitlines()[2:])}
-    assert set(rows) == {*TASKS, "retrieval"}
+    assert set(rows) == {*TASKS, "retrieval", ev.TWIN}
     assert rows["tgit"][0] == rows["tgit"][1] == f"{results['mean']['tgit']:.1f}"  # same settings, same number
     assert rows["caption"][0] == "–" and rows["caption"][1] != "–"  # not measured now: an empty cell

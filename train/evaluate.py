@@ -25,6 +25,7 @@ from fuselip.baselines import effective_parameters  # noqa: E402
 from fuselip.checkpoint import METRICS_FILE, load_model, write_json_atomic  # noqa: E402
 from fuselip.data.tasks import POSITION_TWINS  # noqa: E402
 
+BENCHMARK_TWINS = ev.benchmark_twins()  # the position test set that metrics.json and the README report
 DEFAULT_ITEMS = 500  # items per (world, task): ±2.2 points standard error at 50 %, less near 0 or 100 %
 
 
@@ -35,7 +36,7 @@ def evaluate_checkpoint(path: str | Path, args: argparse.Namespace, n_items: int
     results = ev.evaluate(model, split=args.split, n_items=n_items or args.n_items, seed=args.seed,
                           worlds=args.worlds, tasks=args.tasks, image_size=ev.model_image_size(model),
                           batch_size=args.batch_size, progress=progress,
-                          position_twins=getattr(args, "position_twins", "size"))
+                          position_twins=getattr(args, "position_twins", BENCHMARK_TWINS))
     results["model"] = {"checkpoint": str(path), "kind": model.checkpoint_kind,
                         "parameters": effective_parameters(model) if hasattr(model, "token_seen") else None,
                         "eval_seconds": round(time.perf_counter() - start, 1)}
@@ -82,17 +83,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default; 1 is faster on a machine busy with other jobs)")
     parser.add_argument("--verbose", action="store_true", help="print progress to stderr")
-    parser.add_argument("--position-twins", default="size", choices=list(POSITION_TWINS),
-                        help="what the position task's twins differ in (fuselip.data.tasks.twin_attribute): size "
-                             "(the benchmark), or colour where a world has colours (the query names the shape only)")
+    parser.add_argument("--position-twins", default=BENCHMARK_TWINS, choices=list(POSITION_TWINS),
+                        help="what the position task's twins differ in (fuselip.data.tasks.twin_attribute): colour "
+                             "where a world has colours, the query naming the shape only (the benchmark, "
+                             f"{BENCHMARK_TWINS!r}), or size (the twins share the class phrase; the size the "
+                             "earliest checkpoints trained on)")
     parser.add_argument("--binding", action="store_true",
                         help="--checkpoint: also the position diagnostic (fuselip.evaluate.position_binding): "
                              "cosine of the 'left' and 'right' queries, 2-way 'what size is the X on the left?', "
                              "linear probes of the target twin's size from its crop and from the query "
                              "(always on the size twins)")
     args = parser.parse_args(argv)
-    if args.update_metrics and args.position_twins != "size":
-        parser.error("--update-metrics stores the benchmark, whose position twins differ in size: "
+    if args.update_metrics and args.position_twins != BENCHMARK_TWINS:
+        parser.error(f"--update-metrics stores the benchmark, whose position twins are {BENCHMARK_TWINS!r}: "
                      "drop --position-twins or --update-metrics")
     if args.threads:
         import torch
@@ -138,7 +141,8 @@ def update_metrics(checkpoint: str | Path, results: dict, args: argparse.Namespa
     metrics["benchmark"] = results
     metrics["benchmark_slice"] = ev.measure_slice(load_model(checkpoint), split=results["split"],
                                                   seed=results["seed"], worlds=list(results["worlds"]),
-                                                  n_items=args.slice_items)
+                                                  n_items=args.slice_items,
+                                                  position_twins=results.get("position_twins"))
     write_json_atomic(path, metrics)
 
 

@@ -48,7 +48,8 @@ class TaskConfig:
     caption_others: int = 6         # captions of other scenes
     crop_other_scenes: int = 3      # same-class crops from other scenes (OI-Crop)
     position_other_crops: int = 2   # same-class crops from other scenes (OI-Pos "+ random crops")
-    position_twins: str = "size"    # what tells the position twins apart (see twin_attribute)
+    position_twins: str = "colour"  # what tells the position twins apart (see twin_attribute): colour where a
+                                    # world has colours (ShapesWorld), else size (EmojiWorld)
     edit_candidates: int = 8        # edited versions of the same scene, incl. the unedited one
     max_tries: int = 200            # resampling attempts before giving up on an impossible request
 
@@ -406,7 +407,7 @@ def _position_item(world, rng, split, kind, tc):
     phrase = _position_phrase(world, target, attribute)
     query = Side(image, position_query(phrase, kind))
     return _eval_item(query, _image(correct), [_image(n) for n in negatives], "position", kind, world,
-                      {"scene": scene, "object": target, "phrase": phrase})
+                      {"scene": scene, "object": target, "phrase": phrase, "twin": _image(twin)})
 
 
 def _tgit_item(world, rng, split, kind, tc):

@@ -11,7 +11,7 @@ from fuselip.config import DataConfig
 from fuselip.data import tgit, vqa
 from fuselip.data.edits import sample_edit, world_ops
 from fuselip.data.tasks import (DEFAULT_TASK_CONFIG, TASKS, WORLDS, eval_items, iter_pairs, kinds, make_world,
-                                sample_images, sample_pairs)
+                                sample_images, sample_pairs, twin_attribute)
 from fuselip.data.types import image_key
 from fuselip.data.world import CELL_NAMES, Obj
 
@@ -121,9 +121,10 @@ def ink_pixels(crop: np.ndarray) -> int:
 
 def test_position_groups_can_also_ask_the_twins_sizes():
     """position_size_questions: each group = both crops + "what size is the <class> on the left|right?" -> the
-    answer of that side; the two answers differ (the twins always differ in size), so each is the other's
+    answer of that side; the two answers differ (size twins differ in size), so each is the other's
     hard negative. Off by default, and then a group is the two crops only."""
-    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_size_questions=True)
+    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_size_questions=True,
+                        position_twins="size")
     for group in whole_groups(config, 200):
         assert [p.right.image is not None for p in group] == [True, True, False, False]
         crops, questions = group[:2], group[2:]
@@ -140,7 +141,8 @@ def test_position_counterfactuals_swap_only_the_twins_sizes():
     """position_counterfactuals: a group = the two crops of a scene + the same two questions on the scene with the
     twins' sizes swapped: the two images differ, the four crops differ, and each swapped target has the other
     size (less ink where the original was large). Off by default: then a group is the two crops only."""
-    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_counterfactuals=True)
+    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_counterfactuals=True,
+                        position_twins="size")
     for group in whole_groups(config, 120):
         assert [p.kind for p in group] == ["left", "right", "left", "right"]
         assert [p.left.text for p in group[:2]] == [p.left.text for p in group[2:]]
@@ -160,7 +162,8 @@ def test_position_counterfactuals_swap_only_the_twins_sizes():
 def test_position_where_questions_ask_which_side_holds_each_twin():
     """position_where_questions: after the crops, "where is the <size> <class>?" -> "on the left|right", the
     twin of that size being on that side (its crop is the one with that much ink)."""
-    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_where_questions=True)
+    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_where_questions=True,
+                        position_twins="size")
     for group in whole_groups(config, 120):
         crops, questions = group[:2], group[2:]
         assert [p.kind for p in group] == ["left", "right", "left", "right"]
@@ -175,7 +178,8 @@ def test_position_where_questions_ask_which_side_holds_each_twin():
 def test_position_twins_can_differ_in_colour_where_a_world_has_colours():
     """position_twins="colour": ShapesWorld twins share shape and size, differ in colour, and the query names the
     shape only ("the star on the left"); emoji (no colours) keep size twins. Training groups and test items agree;
-    the default ("size") is the benchmark."""
+    "colour" is the default (the benchmark) and "size" keeps the twins' colour and differs in size."""
+    assert DEFAULT_TASK_CONFIG.position_twins == DataConfig().position_twins == "colour"
     config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins="colour")
     for item in eval_items("shapes", "position", "test", 20, seed=0, config=config):
         twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
@@ -184,7 +188,8 @@ def test_position_twins_can_differ_in_colour_where_a_world_has_colours():
     for item in eval_items("emoji", "position", "test", 10, seed=0, config=config):
         twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
         assert twins[0].size != twins[1].size
-    for item in eval_items("shapes", "position", "test", 10, seed=0):
+    sized = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins="size")
+    for item in eval_items("shapes", "position", "test", 10, seed=0, config=sized):
         twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
         assert twins[0].colour == twins[1].colour and twins[0].size != twins[1].size
     data = DataConfig(worlds=["shapes"], world_weights=[1.0], task_weights={"position": 1.0}, position_twins="colour",
@@ -268,13 +273,16 @@ def check_position(w, item):
     m = re.match(r"^the (.+) on the (left|right)$", item.query.text)
     assert m and m[2] == item.kind
     obj, scene = item.meta["object"], item.meta["scene"]
-    twins = [o for o in scene.objects if w.phrase(o, w.class_attributes) == m[1]]
-    assert len(twins) == 2 and obj in twins and twins[0].size != twins[1].size
+    attribute = twin_attribute(w, DEFAULT_TASK_CONFIG.position_twins)  # the benchmark's: colour on shapes, size on emoji
+    shared = tuple(a for a in w.class_attributes if a != attribute)
+    twins = [o for o in scene.objects if w.phrase(o, shared) == m[1]]
+    assert len(twins) == 2 and obj in twins and getattr(twins[0], attribute) != getattr(twins[1], attribute)
     other = twins[0] if twins[1] == obj else twins[1]
     assert (w.centre(obj)[0] < w.centre(other)[0]) == (item.kind == "left")
     image = w.render(scene)
     assert np.array_equal(item.candidates[0].image, w.crop(image, obj))
     assert np.array_equal(item.candidates[1].image, w.crop(image, other))  # the twin is always a candidate
+    assert np.array_equal(item.meta["twin"].image, w.crop(image, other))  # and named for evaluate.twin_accuracy
 
 
 def check_tgit(w, item):
