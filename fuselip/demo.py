@@ -762,11 +762,15 @@ class Demo:
         from fuselip.retrieval import encode_sides
         entry = self.registry.entries[key]
         q = encode_sides(index.model, [query])                               # (1, D)
-        result = index.index.search(q, k)
         correct_row = index.row_of(correct) if correct is not None else None
+        # one more than shown, and the correct item after any item that ties with it: ties count against the model
+        # (as in `rank` below and in evaluation), so an item shown above the correct one never scores below it
+        result = index.index.search(q, k + 1)                                 # (clamped to the gallery size)
+        found = sorted(zip(result.indices[0].tolist(), result.scores[0].tolist()),
+                       key=lambda hit: (-hit[1], hit[0] == correct_row))[:k]
         hits = []
         size = self.config.display_size
-        for rank, (row, score) in enumerate(zip(result.indices[0].tolist(), result.scores[0].tolist()), start=1):
+        for rank, (row, score) in enumerate(found, start=1):
             side = index.items[row]
             ok = row == correct_row
             picture = viz.enlarge(side.image, size) if side.image is not None else viz.text_card(side.text, size)
@@ -809,12 +813,11 @@ class Demo:
             q = encode_sides(model, [query])[0]                              # (D,)
             scores = index.index.vectors @ q                                 # (A,)
             probs = torch.softmax(scores * float(model.logit_scale.detach().exp()), dim=0)
-            order = torch.argsort(probs, descending=True)
-            ranked = [(index.items[i].text, float(probs[i])) for i in order[:k].tolist()]
-            rank = None
-            if correct is not None:
-                row = index.row_of(Side(None, correct))
-                rank = int((scores >= scores[row]).sum()) if row is not None else None
+            row = index.row_of(Side(None, correct)) if correct is not None else None
+            # best first, the correct answer after any answer that ties with it (ties count against the model)
+            order = sorted(range(len(index.items)), key=lambda i: (-float(scores[i]), i == row))
+            ranked = [(index.items[i].text, float(probs[i])) for i in order[:k]]
+            rank = int((scores >= scores[row]).sum()) if row is not None else None
             entry = self.registry.entries[key]
             columns.append(Answers(f"{label}: {entry.label}", ranked, rank,
                                    f"{len(index.items)} candidate answers" +
