@@ -759,18 +759,17 @@ class Demo:
         return RetrievalView(columns, summary, notes)
 
     def _column(self, label: str, key: str, index, query: Side, k: int, correct: Side | None) -> Column:
-        from fuselip.retrieval import encode_sides
+        from fuselip.retrieval import encode_sides, ties_against
         entry = self.registry.entries[key]
         q = encode_sides(index.model, [query])                               # (1, D)
         correct_row = index.row_of(correct) if correct is not None else None
-        # one more than shown, and the correct item after any item that ties with it: ties count against the model
-        # (as in `rank` below and in evaluation), so an item shown above the correct one never scores below it
-        result = index.index.search(q, k + 1)                                 # (clamped to the gallery size)
-        found = sorted(zip(result.indices[0].tolist(), result.scores[0].tolist()),
-                       key=lambda hit: (-hit[1], hit[0] == correct_row))[:k]
+        result = index.index.search(q, k + 1)      # one more than shown (clamped to the gallery size), for a tie at k
+        score_of = dict(zip(result.indices[0].tolist(), result.scores[0].tolist()))
+        shown = ties_against(list(score_of), list(score_of.values()), correct_row)[:k]
         hits = []
         size = self.config.display_size
-        for rank, (row, score) in enumerate(found, start=1):
+        for rank, row in enumerate(shown, start=1):
+            score = score_of[row]
             side = index.items[row]
             ok = row == correct_row
             picture = viz.enlarge(side.image, size) if side.image is not None else viz.text_card(side.text, size)
@@ -808,14 +807,13 @@ class Demo:
             except DemoError as e:
                 columns.append(Answers(label, [], None, str(e)))
                 continue
-            from fuselip.retrieval import encode_sides
+            from fuselip.retrieval import encode_sides, ties_against
             model = index.model
             q = encode_sides(model, [query])[0]                              # (D,)
             scores = index.index.vectors @ q                                 # (A,)
             probs = torch.softmax(scores * float(model.logit_scale.detach().exp()), dim=0)
             row = index.row_of(Side(None, correct)) if correct is not None else None
-            # best first, the correct answer after any answer that ties with it (ties count against the model)
-            order = sorted(range(len(index.items)), key=lambda i: (-float(scores[i]), i == row))
+            order = ties_against(range(len(index.items)), scores.tolist(), row)
             ranked = [(index.items[i].text, float(probs[i])) for i in order[:k]]
             rank = int((scores >= scores[row]).sum()) if row is not None else None
             entry = self.registry.entries[key]

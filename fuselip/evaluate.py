@@ -414,8 +414,8 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
       "the star on the right". 1.0 means the position word changes nothing: the model cannot pick a twin,
       whatever its crops look like (a late-fusion model is near 1 by construction: the text is a class phrase).
     - `size_question_top1`: "what size is the star on the left?" ranked against the answers "small" and
-      "large": 50 % is chance. (All four run on the size twins, whatever the benchmark's position_twins.) It needs the same binding of a side to
-      one object, with a text target instead of a crop.
+      "large": 50 % is chance. It needs the same binding of a side to one object, with a text target instead
+      of a crop. (All four run on the size twins, whatever the benchmark's position_twins.)
     - `crop_size_probe` / `query_size_probe`: held-out linear probes (`linear_probe_accuracy`) of the target
       twin's size, read from its crop's embedding (does the model see the size at all?) and from the query's
       embedding (does "on the left" pull that twin's size into the query?). Items alternate left and right,

@@ -133,6 +133,12 @@ class Index:
         return int((scores >= scores[row]).sum())
 
 
+def ties_against(rows: Sequence[int], scores: Sequence[float], correct_row: int | None) -> list[int]:
+    """`rows` best first by score, the correct row after every row that ties with it: the order `Index.rank` and
+    the evaluation count (ties against the model), so no row shown above the correct one scores below it."""
+    return [row for row, _ in sorted(zip(rows, scores), key=lambda hit: (-hit[1], hit[0] == correct_row))]
+
+
 def search(gallery, queries, k: int) -> SearchResult:
     """One-shot convenience: `Index(gallery).search(queries, k)`."""
     return Index(gallery).search(queries, k)

@@ -7,7 +7,7 @@ import torch
 
 from fuselip.data.types import Side
 from fuselip.retrieval import (GalleryIndex, Index, cached_embeddings, gallery_fingerprint, model_fingerprint,
-                               normalise, search)
+                               normalise, search, ties_against)
 
 
 def brute_force(gallery: np.ndarray, queries: np.ndarray, k: int):
@@ -141,3 +141,16 @@ def test_gallery_index_finds_each_item_itself(tmp_path):
     result = index.search(items, k=1)
     assert result.indices[:, 0].tolist() == list(range(12))
     assert not index.cache.hit and GalleryIndex(model, items, tmp_path).cache.hit
+
+
+def test_ties_against_puts_the_correct_row_after_the_rows_it_ties_with():
+    """The shown order agrees with Index.rank: a tied correct row comes last among its ties, others keep their order."""
+    rows, scores = [4, 7, 2, 9], [0.9, 0.5, 0.5, 0.5]
+    assert ties_against(rows, scores, correct_row=7) == [4, 2, 9, 7]
+    assert ties_against(rows, scores, correct_row=4) == [4, 7, 2, 9]     # strictly best: stays first
+    assert ties_against(rows, scores, correct_row=None) == [4, 7, 2, 9]
+    assert ties_against([1, 0], [0.1, 0.3], correct_row=None) == [0, 1]
+    vectors = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    index = Index(vectors)
+    query = torch.tensor([1.0, 0.0])
+    assert index.rank(query, 0) == ties_against([0, 1, 2], (vectors @ query).tolist(), 0).index(0) + 1 == 2
