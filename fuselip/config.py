@@ -97,8 +97,9 @@ class DataConfig:
     train_pairs: int = 150_000      # size of the generated (and token-cached) training set
     group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)
     position_size_questions: bool = False  # position groups also ask "what size is the star on the left?" (text target)
-    position_twins: str = "colour"  # what the position twins differ in: "colour" where a world has colours (same
-                                    # shape and size; the query names the shape only; EmojiWorld: size), or "size"
+    position_twins: str = "appearance"  # what the position twins differ in (fuselip.data.tasks.twin_attribute):
+                                        # "appearance": colour where a world has colours, else two emoji of one
+                                        # category; "colour": colour, else size; "size": size
     position_counterfactuals: bool = False  # position groups also hold the same scene with the twins' sizes swapped
                                             # (a minimal pair: only which twin is large differs)
     position_where_questions: bool = False  # position groups also ask "where is the large star?" -> "on the left":

@@ -229,19 +229,20 @@ def test_position_binding_probes_find_the_target_size_only_where_the_model_puts_
 
 
 def test_position_twins_choose_the_test_set_that_evaluate_ranks():
-    """evaluate(position_twins="size") ranks the size-twin items; the default is the colour-twin benchmark (a model
-    that knows exactly those items is right on all of them and on none of the size twins); both record the choice."""
-    colour_items = evaluate.benchmark_items("test", 4, 0)("shapes", "position")
-    assert evaluate.benchmark_twins() == "colour"
+    """evaluate(position_twins="size") ranks the size-twin items; the default is the "appearance" benchmark (a
+    model that knows exactly those items is right on all of them and on none of the size twins); both record the
+    choice."""
+    default_items = evaluate.benchmark_items("test", 4, 0)("emoji", "position")
+    assert evaluate.benchmark_twins() == "appearance"
     table = {}
-    for item in colour_items:
+    for item in default_items:
         table[item.query.key()] = axis(0)
         table[item.candidates[0].key()] = axis(0)
     model = SideModel(table, default=lambda side: axis(1))
-    colour = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=4)
-    size = evaluate.evaluate(model, worlds=["shapes"], tasks=["position"], n_items=4, position_twins="size")
-    assert colour["worlds"]["shapes"]["position"]["top1"] == 100.0 and colour["position_twins"] == "colour"
-    assert size["worlds"]["shapes"]["position"]["top1"] == 0.0 and size["position_twins"] == "size"
+    default = evaluate.evaluate(model, worlds=["emoji"], tasks=["position"], n_items=4)
+    size = evaluate.evaluate(model, worlds=["emoji"], tasks=["position"], n_items=4, position_twins="size")
+    assert default["worlds"]["emoji"]["position"]["top1"] == 100.0 and default["position_twins"] == "appearance"
+    assert size["worlds"]["emoji"]["position"]["top1"] == 0.0 and size["position_twins"] == "size"
 
 
 def test_position_twin_ranks_the_target_against_its_twin_only():

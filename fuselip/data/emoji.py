@@ -87,6 +87,9 @@ class EmojiWorld(World):
     def class_prompt(self, label: str) -> str:
         return self.config.class_template.format(label)
 
+    def class_noun(self, obj: Obj) -> str:
+        return f"{self.class_label(obj)} emoji"
+
     def plural(self, name: str) -> str:
         return name + "s"
 

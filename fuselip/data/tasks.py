@@ -48,8 +48,8 @@ class TaskConfig:
     caption_others: int = 6         # captions of other scenes
     crop_other_scenes: int = 3      # same-class crops from other scenes (OI-Crop)
     position_other_crops: int = 2   # same-class crops from other scenes (OI-Pos "+ random crops")
-    position_twins: str = "colour"  # what tells the position twins apart (see twin_attribute): colour where a
-                                    # world has colours (ShapesWorld), else size (EmojiWorld)
+    position_twins: str = "appearance"  # what tells the position twins apart (see twin_attribute): colour where a
+                                        # world has colours (ShapesWorld), else the emoji (two of one category)
     edit_candidates: int = 8        # edited versions of the same scene, incl. the unedited one
     max_tries: int = 200            # resampling attempts before giving up on an impossible request
 
@@ -140,20 +140,28 @@ def _same_class(world: World, a: Obj, b: Obj) -> bool:
     return all(getattr(a, x) == getattr(b, x) for x in world.class_attributes)
 
 
-POSITION_TWINS = ("size", "colour")
+POSITION_TWINS = ("appearance", "colour", "size")
 
 
 def twin_attribute(world: World, twins: str) -> str:
-    """The one attribute in which the position twins differ: "size" (the twins share the class phrase, e.g. "red
-    star"), or "colour" where the world has colours (same shape and size, and the phrase names the shape only).
-    Worlds without colours always use size twins."""
+    """The one attribute in which the position twins differ, for `twins` =
+      - "appearance": what a crop shows plainly: "colour" where the world has colours (same shape and size, and the
+        query names the shape only: "the star on the left"), else "name": two different emoji of one category and
+        size, the query naming the category ("the food & drink emoji on the left");
+      - "colour": colour where the world has colours, else size (the benchmark of the v3 checkpoints);
+      - "size": the twins share the class phrase ("the red star on the left") and differ in size only.
+    In every case the query names both twins alike, so a model that embeds image and text apart can only guess."""
     if twins not in POSITION_TWINS:
         raise ValueError(f"position_twins must be one of {POSITION_TWINS}, got {twins!r}")
-    return "colour" if twins == "colour" and world.colours() else "size"
+    if twins == "size" or not world.colours():
+        return "name" if twins == "appearance" else "size"
+    return "colour"
 
 
 def _position_phrase(world: World, obj: Obj, attribute: str) -> str:
-    """The twins' shared phrase: the class attributes without the one they differ in."""
+    """The twins' shared phrase: the class attributes without the one they differ in (name twins: their class)."""
+    if attribute == "name":
+        return world.class_noun(obj)
     return world.phrase(obj, tuple(a for a in world.class_attributes if a != attribute))
 
 
@@ -169,13 +177,19 @@ def _position_scene(world: World, rng: random.Random, split: str, attribute: str
     if attribute == "size":
         other_size = rng.choice([s for s in world.sizes if s != first.size])
         second = world.sample_object(rng, split, b, name=first.name, colour=first.colour, size=other_size)
+    elif attribute == "name":
+        kin = [n for n in world.names(split) if n != first.name and world.class_label(obj_replace(first, name=n))
+               == world.class_label(first)]
+        second = world.sample_object(rng, split, b, name=rng.choice(kin), colour=first.colour, size=first.size)
     else:
         other_colour = rng.choice([c for c in world.colours() if c != first.colour])
         second = world.sample_object(rng, split, b, name=first.name, colour=other_colour, size=first.size)
     objects = [first, second]
     free = [c for c in range(9) if c not in (a, b)]
     if world.config.max_objects >= 3 and rng.random() < 0.5:
-        names = [n for n in world.names(split) if n != first.name]
+        # the third object never fits the twins' phrase ("the star", "the food & drink emoji")
+        names = [n for n in world.names(split) if _position_phrase(world, obj_replace(first, name=n), attribute)
+                 != _position_phrase(world, first, attribute)]
         objects.append(world.sample_object(rng, split, rng.choice(free), name=rng.choice(names)))
     scene = Scene(tuple(objects))
     left, right = sorted([first, second], key=lambda o: world.centre(o)[0])
@@ -262,7 +276,10 @@ def position_query(phrase: str, side: str) -> str:
 
 
 def position_size_question(phrase: str, side: str, attribute: str = "size") -> str:
-    """The same binding asked about the twins' difference ("what size is the star on the left?")."""
+    """The same binding asked about the twins' difference ("what size is the star on the left?"; name twins:
+    "what is the food & drink emoji on the left?")."""
+    if attribute == "name":
+        return f"what is the {phrase} on the {side}?"
     return f"what {attribute} is the {phrase} on the {side}?"
 
 

@@ -127,6 +127,11 @@ class World:
     def class_labels(self, split: str) -> tuple[str, ...]:
         raise NotImplementedError
 
+    def class_noun(self, obj: Obj) -> str:
+        """The noun phrase of the object's class, without article ("food & drink emoji"): what names two objects
+        that differ in name alike (the position task's name twins)."""
+        raise NotImplementedError(f"{type(self).__name__} has no class noun phrase (its class is the name)")
+
     def class_prompt(self, label: str) -> str:
         raise NotImplementedError
 

@@ -175,29 +175,43 @@ def test_position_where_questions_ask_which_side_holds_each_twin():
         assert all(q.left.image is crops[0].left.image for q in questions)
 
 
-def test_position_twins_can_differ_in_colour_where_a_world_has_colours():
-    """position_twins="colour": ShapesWorld twins share shape and size, differ in colour, and the query names the
-    shape only ("the star on the left"); emoji (no colours) keep size twins. Training groups and test items agree;
-    "colour" is the default (the benchmark) and "size" keeps the twins' colour and differs in size."""
-    assert DEFAULT_TASK_CONFIG.position_twins == DataConfig().position_twins == "colour"
-    config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins="colour")
+def test_position_twins_differ_in_what_a_crop_shows_plainly():
+    """position_twins="appearance" (the default, the benchmark): ShapesWorld twins share shape and size, differ in
+    colour, and the query names the shape only ("the star on the left"); EmojiWorld twins are two different emoji
+    of one category and size, and the query names the category ("the food & drink emoji on the left"), as does no
+    third object. "colour" keeps size twins on emoji; "size" keeps the twins' colour and differs in size. Training
+    groups and test items agree."""
+    assert DEFAULT_TASK_CONFIG.position_twins == DataConfig().position_twins == "appearance"
+    config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins="appearance")
     for item in eval_items("shapes", "position", "test", 20, seed=0, config=config):
         twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
         assert len(twins) == 2 and twins[0].size == twins[1].size and twins[0].colour != twins[1].colour
         assert item.query.text == f"the {item.meta['object'].name} on the {item.kind}"
-    for item in eval_items("emoji", "position", "test", 10, seed=0, config=config):
+    emoji = make_world("emoji")
+    for item in eval_items("emoji", "position", "test", 20, seed=0, config=config):
+        target = item.meta["object"]
+        twins = [o for o in item.meta["scene"].objects if emoji.class_label(o) == emoji.class_label(target)]
+        assert len(twins) == 2 and twins[0].size == twins[1].size and twins[0].name != twins[1].name
+        assert item.query.text == f"the {emoji.class_label(target)} emoji on the {item.kind}"
+        assert all(n in emoji.names("test") for n in (twins[0].name, twins[1].name))
+    coloured = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins="colour")
+    for item in eval_items("emoji", "position", "test", 10, seed=0, config=coloured):
         twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
         assert twins[0].size != twins[1].size
     sized = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins="size")
     for item in eval_items("shapes", "position", "test", 10, seed=0, config=sized):
         twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
         assert twins[0].colour == twins[1].colour and twins[0].size != twins[1].size
-    data = DataConfig(worlds=["shapes"], world_weights=[1.0], task_weights={"position": 1.0}, position_twins="colour",
+    data = DataConfig(worlds=["shapes"], world_weights=[1.0], task_weights={"position": 1.0},
                       position_counterfactuals=True, position_size_questions=True)
     pairs = sample_pairs(data, "train", 24, seed=0)
     questions = {p.left.text for p in pairs if p.right.image is None}
     assert questions and questions <= {
         f"what colour is the {n} on the {s}?" for n in make_world("shapes").names("train") for s in ("left", "right")}
+    data = dataclasses.replace(data, worlds=["emoji"])
+    pairs = sample_pairs(data, "train", 24, seed=0)
+    answers = {p.right.text for p in pairs if p.right.image is None}
+    assert answers and answers <= set(emoji.names("train"))  # "what is the symbols emoji on the left?" -> its name
     with pytest.raises(ValueError, match="position_twins"):
         sample_pairs(DataConfig(task_weights={"position": 1.0}, position_twins="angle"), "train", 4, seed=0)
 
@@ -273,9 +287,9 @@ def check_position(w, item):
     m = re.match(r"^the (.+) on the (left|right)$", item.query.text)
     assert m and m[2] == item.kind
     obj, scene = item.meta["object"], item.meta["scene"]
-    attribute = twin_attribute(w, DEFAULT_TASK_CONFIG.position_twins)  # the benchmark's: colour on shapes, size on emoji
+    attribute = twin_attribute(w, DEFAULT_TASK_CONFIG.position_twins)  # the benchmark's: colour on shapes, name on emoji
     shared = tuple(a for a in w.class_attributes if a != attribute)
-    twins = [o for o in scene.objects if w.phrase(o, shared) == m[1]]
+    twins = [o for o in scene.objects if (w.class_noun(o) if attribute == "name" else w.phrase(o, shared)) == m[1]]
     assert len(twins) == 2 and obj in twins and getattr(twins[0], attribute) != getattr(twins[1], attribute)
     other = twins[0] if twins[1] == obj else twins[1]
     assert (w.centre(obj)[0] < w.centre(other)[0]) == (item.kind == "left")
