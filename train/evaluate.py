@@ -84,10 +84,11 @@ def main(argv=None) -> dict:
                         help="torch threads (0: torch's default; 1 is faster on a machine busy with other jobs)")
     parser.add_argument("--verbose", action="store_true", help="print progress to stderr")
     parser.add_argument("--position-twins", default=BENCHMARK_TWINS, choices=list(POSITION_TWINS),
-                        help="what the position task's twins differ in (fuselip.data.tasks.twin_attribute): colour "
-                             "where a world has colours, the query naming the shape only (the benchmark, "
-                             f"{BENCHMARK_TWINS!r}), or size (the twins share the class phrase; the size the "
-                             "earliest checkpoints trained on)")
+                        help="what the position task's twins differ in (fuselip.data.tasks.twin_attribute): "
+                             f"appearance (the benchmark, {BENCHMARK_TWINS!r}: colour where a world has colours, "
+                             "the query naming the shape only; in EmojiWorld two emoji of one category, the query "
+                             "naming the category), colour (colour, else size: the benchmark of the v3 set in "
+                             "docs/results/v3/) or size (the twins share the class phrase; the v2 set)")
     parser.add_argument("--binding", action="store_true",
                         help="--checkpoint: also the position diagnostic (fuselip.evaluate.position_binding): "
                              "cosine of the 'left' and 'right' queries, 2-way 'what size is the X on the left?', "
