@@ -153,9 +153,11 @@ def twin_attribute(world: World, twins: str) -> str:
     In every case the query names both twins alike, so a model that embeds image and text apart can only guess."""
     if twins not in POSITION_TWINS:
         raise ValueError(f"position_twins must be one of {POSITION_TWINS}, got {twins!r}")
-    if twins == "size" or not world.colours():
-        return "name" if twins == "appearance" else "size"
-    return "colour"
+    if twins == "size":
+        return "size"
+    if world.colours():
+        return "colour"
+    return "name" if twins == "appearance" else "size"
 
 
 def _position_phrase(world: World, obj: Obj, attribute: str) -> str:
