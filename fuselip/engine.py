@@ -291,6 +291,8 @@ class Trainer:
         self.loss = loss
         self.step = 0
         self.epoch, self.index = 0, 0
+        self.train_seconds = 0.0  # wall time of the steps up to self.step, summed over every resumed run
+        self._clock = time.perf_counter()
         self._batches = None
         self.history: list[dict] = []
         self.val_history: list[dict] = []
@@ -360,6 +362,7 @@ class Trainer:
             from tqdm import tqdm
             bar = tqdm(total=t.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         start_time, start_step = time.perf_counter(), self.step
+        self._clock = start_time
         window_time, window_pairs = time.perf_counter(), 0
         parts = {}
         while self.step < end:
@@ -388,12 +391,16 @@ class Trainer:
         if bar is not None:
             bar.close()
         wall = time.perf_counter() - start_time
+        total = self.tick()  # without the final validation
         if self.step >= t.steps and self.val_fn is not None:
             self.validate()
         self.save_checkpoint()
         steps_run = self.step - start_step
-        return {"step": self.step, "steps_run": steps_run, "wall_time_s": wall,
-                "pairs_per_s": steps_run * t.batch_size / max(wall, 1e-9), "last": parts,
+        # wall_time_s / pairs_per_s: all steps of the model, over every run that made them (a resumed run adds
+        # its time to the checkpoint's); this run alone: wall_time_this_run_s
+        return {"step": self.step, "steps_run": steps_run, "wall_time_s": total, "wall_time_this_run_s": wall,
+                "resumed_from_step": start_step,
+                "pairs_per_s": self.step * t.batch_size / max(total, 1e-9), "last": parts,
                 "val": self.val_history[-1] if self.val_history else {}, "split_groups": self.sampler.split_groups}
 
     def validate(self) -> dict:
@@ -415,8 +422,16 @@ class Trainer:
         return metrics
 
     # ---- checkpoints (no pickle: the train state is tensors in extra.safetensors)
+    def tick(self) -> float:
+        """Adds the time since the last tick to `train_seconds` (saved in checkpoints) and returns it."""
+        now = time.perf_counter()
+        self.train_seconds, self._clock = self.train_seconds + now - self._clock, now
+        return self.train_seconds
+
     def train_state(self) -> dict[str, torch.Tensor]:
+        self.tick()
         state = {"state.step": torch.tensor(self.step), "state.epoch": torch.tensor(self.epoch),
+                 "state.train_seconds": torch.tensor(self.train_seconds, dtype=torch.float64),
                  "state.index": torch.tensor(self.index), "rng.torch": torch.get_rng_state()}
         for name, param, _ in trainable_parameters(self.model):
             for key, value in self.optimizer.state.get(param, {}).items():
@@ -451,6 +466,8 @@ class Trainer:
         self.model.load_state_dict(weights)
         self.step = int(extra["state.step"])
         self.epoch, self.index = int(extra["state.epoch"]), int(extra["state.index"])
+        # checkpoints written before the field existed: their time is unknown, counted as 0
+        self.train_seconds = float(extra.get("state.train_seconds", torch.tensor(0.0)))
         self._batches = None if self.index == 0 else self.sampler.epoch(self.epoch)
         torch.set_rng_state(extra["rng.torch"])
         for name, param, _ in trainable_parameters(self.model):

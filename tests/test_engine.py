@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -64,7 +65,11 @@ def test_resume_is_exact(tmp_path):
     engine.train(first, cfg, pairs, out_dir=tmp_path / "b", progress=False, stop_at=3)
     assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), straight.state_dict().values()))
     resumed = H.model(seed=7)  # a different init: everything must come from the checkpoint
-    engine.train(resumed, cfg, pairs, out_dir=tmp_path / "b", progress=False, resume=True)
+    second = engine.train(resumed, cfg, pairs, out_dir=tmp_path / "b", progress=False, resume=True)
+    # the reported training time is that of all six steps: the first run's (saved in the checkpoint) + this one's
+    assert second["resumed_from_step"] == 3 and second["steps_run"] == 3
+    assert second["wall_time_s"] > second["wall_time_this_run_s"] > 0
+    assert second["pairs_per_s"] == pytest.approx(6 * 8 / second["wall_time_s"])
     a, b = straight.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
