@@ -396,11 +396,12 @@ class Trainer:
             self.validate()
         self.save_checkpoint()
         steps_run = self.step - start_step
-        # wall_time_s / pairs_per_s: all steps of the model, over every run that made them (a resumed run adds
-        # its time to the checkpoint's); this run alone: wall_time_this_run_s
+        # wall_time_s: all steps of the model, over every run that made them (a resumed run adds its time to the
+        # checkpoint's; NaN when that checkpoint predates the record); this run alone: wall_time_this_run_s and
+        # its throughput, pairs_per_s
         return {"step": self.step, "steps_run": steps_run, "wall_time_s": total, "wall_time_this_run_s": wall,
                 "resumed_from_step": start_step,
-                "pairs_per_s": self.step * t.batch_size / max(total, 1e-9), "last": parts,
+                "pairs_per_s": steps_run * t.batch_size / max(wall, 1e-9), "last": parts,
                 "val": self.val_history[-1] if self.val_history else {}, "split_groups": self.sampler.split_groups}
 
     def validate(self) -> dict:
@@ -466,8 +467,8 @@ class Trainer:
         self.model.load_state_dict(weights)
         self.step = int(extra["state.step"])
         self.epoch, self.index = int(extra["state.epoch"]), int(extra["state.index"])
-        # checkpoints written before the field existed: their time is unknown, counted as 0
-        self.train_seconds = float(extra.get("state.train_seconds", torch.tensor(0.0)))
+        # checkpoints written before the field existed: their time is unknown, and so is the total
+        self.train_seconds = float(extra.get("state.train_seconds", torch.tensor(float("nan"))))
         self._batches = None if self.index == 0 else self.sampler.epoch(self.epoch)
         torch.set_rng_state(extra["rng.torch"])
         for name, param, _ in trainable_parameters(self.model):

@@ -180,8 +180,9 @@ def _position_scene(world: World, rng: random.Random, split: str, attribute: str
         other_size = rng.choice([s for s in world.sizes if s != first.size])
         second = world.sample_object(rng, split, b, name=first.name, colour=first.colour, size=other_size)
     elif attribute == "name":
-        kin = [n for n in world.names(split) if n != first.name and world.class_label(obj_replace(first, name=n))
-               == world.class_label(first)]
+        label = world.class_label(first)
+        kin = [n for n in world.names(split)
+               if n != first.name and world.class_label(obj_replace(first, name=n)) == label]
         second = world.sample_object(rng, split, b, name=rng.choice(kin), colour=first.colour, size=first.size)
     else:
         other_colour = rng.choice([c for c in world.colours() if c != first.colour])
@@ -190,8 +191,9 @@ def _position_scene(world: World, rng: random.Random, split: str, attribute: str
     free = [c for c in range(9) if c not in (a, b)]
     if world.config.max_objects >= 3 and rng.random() < 0.5:
         # the third object never fits the twins' phrase ("the star", "the food & drink emoji")
+        phrase = _position_phrase(world, first, attribute)
         names = [n for n in world.names(split) if _position_phrase(world, obj_replace(first, name=n), attribute)
-                 != _position_phrase(world, first, attribute)]
+                 != phrase]
         objects.append(world.sample_object(rng, split, rng.choice(free), name=rng.choice(names)))
     scene = Scene(tuple(objects))
     left, right = sorted([first, second], key=lambda o: world.centre(o)[0])
