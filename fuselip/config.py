@@ -77,6 +77,10 @@ class EncoderConfig:
     mmm_weight: float = 0.25
     mmm_vocab: str = "full"         # MMM softmax over the "full" joint vocabulary (paper) or only the ids "seen"
                                     # in the training set (same targets, ~100x cheaper head on CPU)
+    fusion: str = "early"           # FuseLIP only. "early": image and text tokens in ONE sequence (the paper's model);
+                                    # "score": the ablation that fuses late with the same transformer, tokens and
+                                    # losses: image tokens and text tokens run as two separate sequences (they never
+                                    # attend to each other), embedding = normalise(e_image + e_text) as SigLIP-SF
     length_buckets: int = 2         # training: each side's rows run in up to this many length buckets (1 or 2), each
                                     # trimmed to its own longest row (short texts stop paying for image-length padding)
     # late fusion only (fuselip/baselines.py): width/layers/heads/mlp_ratio size EACH of the two towers

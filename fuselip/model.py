@@ -125,6 +125,8 @@ class FuseLIP(nn.Module):
         super().__init__()
         if encoder.mmm_vocab not in ("full", "seen"):
             raise ValueError(f"encoder.mmm_vocab must be 'full' or 'seen', got {encoder.mmm_vocab!r}")
+        if encoder.fusion not in ("early", "score"):
+            raise ValueError(f"encoder.fusion must be 'early' or 'score', got {encoder.fusion!r}")
         if encoder.pos_init not in ("normal", "grid2d"):
             raise ValueError(f"encoder.pos_init must be 'normal' or 'grid2d', got {encoder.pos_init!r}")
         if encoder.pos_init == "grid2d" and not hasattr(tokenizer, "grid_size"):
@@ -239,6 +241,11 @@ class FuseLIP(nn.Module):
         ids = self.trim(ids.to(self.device))
         self._check_kept(ids)
         self.token_encoded[ids.flatten()] = True
+        if self.config.fusion == "score":
+            if return_attention:
+                raise ValueError("attention across modalities exists only with encoder.fusion='early'; this model "
+                                 "runs image and text tokens as separate sequences (fusion='score')")
+            return self._side(ids, None)[0]
         h, _, eot, attentions = self.hidden_states(ids, return_attention)
         embedding = self.pool(h, eot)
         return (embedding, attentions) if return_attention else embedding
@@ -265,6 +272,26 @@ class FuseLIP(nn.Module):
         index = torch.full((self.vocab_size,), -1, dtype=torch.long, device=self.device)
         index[ids] = torch.arange(len(ids), device=self.device)
         return TokenRows(ids, self.token_embedding.weight[ids], index)
+
+    def _side(self, ids: torch.Tensor, uniform: torch.Tensor | None, table: TokenRows | None = None):
+        """One side of a batch -> (embedding (B, D), summed MMM cross-entropy, number of masked tokens).
+
+        fusion="early": the fused sequences as they are. fusion="score": each row's image tokens and text tokens
+        run as two sequences of their own (split_modalities), every token keeping its mask draw; the side's
+        embedding is normalise(e_image + e_text), or the one part a row has (SigLIP-SF's rule)."""
+        if self.config.fusion == "early":
+            return self._masked_side(ids, uniform, table)
+        parts = split_modalities(ids, uniform)
+        embedding = torch.zeros(ids.shape[0], self.embed_dim, device=ids.device)  # (B, D)
+        ce, count = 0.0, 0.0
+        for part_ids, part_uniform, present in parts:
+            rows = present.nonzero().squeeze(1)                                 # (R,)
+            if len(rows) == 0:
+                continue
+            e, c, n = self._masked_side(part_ids[rows], None if part_uniform is None else part_uniform[rows], table)
+            embedding = embedding.index_add(0, rows, e)                         # (B, D): sum of the unit parts
+            ce, count = ce + c, count + n
+        return F.normalize(embedding, dim=-1), ce, count
 
     def _masked_side(self, ids: torch.Tensor, uniform: torch.Tensor | None, table: TokenRows | None = None):
         """One side of a batch through the encoder, masked for MMM when `uniform` is given.
@@ -321,8 +348,8 @@ class FuseLIP(nn.Module):
             self.mark_seen(left_ids)  # normally already recorded by prepare(); keeps compaction safe without it
             self.mark_seen(right_ids)
         if not (self.training and self.config.mmm_probability > 0):
-            left, _, _ = self._masked_side(left_ids, None)
-            right, _, _ = self._masked_side(right_ids, None)
+            left, _, _ = self._side(left_ids, None)
+            right, _, _ = self._side(right_ids, None)
             return left, right, {}
         B = left_ids.shape[0]
         rows = batch.get("row_index", torch.arange(B)).cpu()  # the uniforms are drawn on the CPU generator
@@ -330,8 +357,8 @@ class FuseLIP(nn.Module):
         context = self.config.context_length
         uniforms = [torch.rand(total, context, generator=generator)[rows].to(self.device) for _ in range(2)]
         table = self.token_rows()
-        left, ce_left, n_left = self._masked_side(left_ids, uniforms[0], table)
-        right, ce_right, n_right = self._masked_side(right_ids, uniforms[1], table)
+        left, ce_left, n_left = self._side(left_ids, uniforms[0], table)
+        right, ce_right, n_right = self._side(right_ids, uniforms[1], table)
         weight = self.config.mmm_weight
         return left, right, {"mmm": (weight * (ce_left + ce_right), n_left + n_right)}
 
@@ -449,6 +476,35 @@ class FuseLIP(nn.Module):
             self.tokenizer.load_state_dict(tokenizer)
         self.compacted = compacted
         self._token_cache = None
+
+
+def split_modalities(ids: torch.Tensor, uniform: torch.Tensor | None = None):
+    """Fused sequences -> their image part and their text part as sequences of their own (fusion="score").
+
+    ids (B, T) rows `[img_1 … img_N, sot, t_1 … t_k, eot, pad …]` ->
+        image part (B, T): `[img_1 … img_N, sot, eot]`, the layout of an image alone (vocab.build_sequence)
+        text part  (B, T): `[sot, t_1 … t_k, eot]`, the layout of a text alone
+    each with the `uniform` (B, >= T) mask draws of the tokens' fused positions (None stays None) and a (B,) bool
+    "this row has the part". A row has an image part when it holds image tokens and a text part when its text is
+    not empty (or when it has no image at all), so every row has at least one part.
+    """
+    B, T = ids.shape
+    eot = vocab.eot_positions(ids)                                              # (B,)
+    n_image = vocab.is_image(ids).sum(dim=1)                                    # (B,): image tokens come first
+    has_image = n_image > 0
+    has_text = (eot - n_image > 1) | ~has_image
+    pos = torch.arange(T, device=ids.device)[None, :]                           # (1, T)
+    start = n_image[:, None]                                                    # (B, 1): where sot stands
+    image = torch.where(pos < start, ids, vocab.PAD)                            # (B, T)
+    image = torch.where(pos == start, vocab.SOT, image)
+    image = torch.where(pos == start + 1, vocab.EOT, image)
+    source = (pos + start).clamp(max=T - 1)                                     # (B, T): fused position of text slot
+    text = torch.where(pos <= (eot[:, None] - start), ids.gather(1, source), vocab.PAD)
+    uniform_image = uniform_text = None
+    if uniform is not None:
+        uniform = uniform[:, :T]                                                # (B, T)
+        uniform_image, uniform_text = uniform, uniform.gather(1, source)        # sot keeps its draw in both parts
+    return [(image, uniform_image, has_image), (text, uniform_text, has_text)]
 
 
 def length_buckets(lengths: torch.Tensor, max_buckets: int) -> list[torch.Tensor]:

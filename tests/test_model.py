@@ -140,7 +140,7 @@ def test_compacted_checkpoint_reproduces_embeddings_exactly(tmp_path):
 
 
 def test_presets_build(recwarn):
-    for name in ("tiny", "tiny-titok"):
+    for name in ("tiny", "tiny-titok", "tiny-late"):
         cfg = load_preset("fuselip", name)
         cfg.tokenizer_checkpoint = ""
         m = build_fuselip(cfg)
@@ -196,3 +196,60 @@ def test_grid2d_positions_need_a_token_grid():
     encoder.pos_init = "grid2d"
     with pytest.raises(ValueError, match="needs a grid tokenizer"):
         FuseLIP(encoder, titok)
+
+
+def test_score_fusion_splits_a_fused_sequence_into_its_image_and_its_text():
+    from fuselip.model import split_modalities
+    both = vocab.build_sequence([3, 1, 4], [320, 1929], 16)             # [i i i sot t t eot]
+    image_only = vocab.build_sequence([2, 7, 1], None, 16)              # [i i i sot eot]
+    text_only = vocab.build_sequence(None, [11, 12, 13, 14], 16)        # [sot t t t t eot]
+    ids = vocab.pad_sequences([both, image_only, text_only])            # (3, 7)
+    uniform = torch.arange(3 * 16, dtype=torch.float).reshape(3, 16)    # a distinct "draw" per fused position
+    (image, u_image, has_image), (text, u_text, has_text) = split_modalities(ids, uniform)
+    trim = lambda row: row[:row.tolist().index(vocab.EOT) + 1].tolist()
+    assert trim(image[0]) == vocab.build_sequence([3, 1, 4], None, 16)
+    assert trim(text[0]) == vocab.build_sequence(None, [320, 1929], 16)
+    assert trim(image[1]) == image_only and trim(text[2]) == text_only
+    assert has_image.tolist() == [True, True, False] and has_text.tolist() == [True, False, True]
+    # every token keeps the mask draw of its fused position: the text part of row 0 starts at fused position 3
+    assert u_text[0, :4].tolist() == uniform[0, 3:7].tolist() and torch.equal(u_image, uniform[:, :7])
+
+
+def test_score_fusion_model_never_lets_image_and_text_tokens_meet():
+    m = H.model(fusion="score").eval()
+    ims = H.images(2)
+    fused = m.encode(images=ims, texts=["red circle", "blue square"])
+    image_alone, text_alone = m.encode(images=ims), m.encode(texts=["red circle", "blue square"])
+    assert torch.allclose(fused, torch.nn.functional.normalize(image_alone + text_alone, dim=-1), atol=1e-5)
+    assert torch.allclose(fused.norm(dim=1), torch.ones(2), atol=1e-5)
+    early = H.model(fusion="early").eval()                               # same seed, same weights
+    assert torch.allclose(image_alone, early.encode(images=ims), atol=1e-5)   # one modality: nothing to fuse
+    assert not torch.allclose(fused, early.encode(images=ims, texts=["red circle", "blue square"]), atol=1e-3)
+    with pytest.raises(ValueError, match="fusion='early'"):
+        m.encode_ids(vocab.pad_sequences([vocab.build_sequence([1, 2], [320], 16)]), return_attention=True)
+    with pytest.raises(ValueError, match="fusion must be"):
+        H.model(fusion="middle")
+
+
+def test_score_fusion_trains_with_the_masks_of_early_fusion():
+    """The ablation changes only who attends to whom: the same tokens are masked for MMM as in early fusion."""
+    batch = collate_pairs(H.pairs(8), H.model().token_cache(), 32)
+    counts = {}
+    for fusion in ("early", "score"):
+        m = H.model(fusion=fusion, mmm_probability=0.3).train()
+        left, right, aux = m.forward_pairs(batch, torch.Generator().manual_seed(0))
+        ce, n = aux["mmm"]
+        (left.sum() + right.sum() + ce).backward()
+        assert left.shape == right.shape == (len(batch["left_ids"]), 32) and torch.isfinite(ce)
+        assert m.blocks[0].qkv.weight.grad.abs().sum() > 0
+        counts[fusion] = float(n)
+    # both parts of a row with image and text carry its sot (the fused sot's draw): masked, it counts twice
+    from fuselip.model import split_modalities
+    generator, extra = torch.Generator().manual_seed(0), 0
+    for side in ("left_ids", "right_ids"):
+        ids = batch[side]
+        uniform = torch.rand(len(ids), 32, generator=generator)                     # forward_pairs' draw
+        (_, _, has_image), (_, _, has_text) = split_modalities(ids, uniform)
+        sot_draw = uniform.gather(1, vocab.is_image(ids).sum(1, keepdim=True))[:, 0]  # (B,)
+        extra += int((has_image & has_text & (sot_draw < 0.3)).sum())
+    assert counts["score"] == counts["early"] + extra and counts["early"] > 0
