@@ -1,11 +1,12 @@
-"""Training throughput (pairs/s) of FuseLIP-tiny and the late-fusion baselines SF-tiny and MLF-tiny, in one run.
+"""Training throughput (pairs/s) of FuseLIP-tiny and the late-fusion models SF-tiny and MLF-tiny, in one run.
 
 Each model takes real engine steps (fuselip.engine.Trainer: collate -> forward_pairs -> SigLIP (+ MMM for
 FuseLIP) -> backward -> clip -> AdamW) on the SAME global batches of real training pairs, with the settings of
 its tiny preset (batch 128, bf16 autocast). Repetitions are interleaved (FuseLIP, SF, MLF, FuseLIP, …) so a
 busy machine slows all three alike; each figure is the median over repetitions. As in a training run,
 FuseLIP's image tokens are computed once before timing (TokenCache); the baselines read pixels (and encode
-each distinct image of a batch once). The anchor is MLF, the stronger late-fusion baseline.
+each distinct image of a batch once). The anchor is MLF, the stronger late-fusion baseline. FuseLIP-tiny-late, the
+ablation that fuses late over the same tokens (`encoder.fusion="score"`), runs beside them: the price of fusing early.
 
     python benchmarks/train_throughput.py [--steps 3] [--reps 5] [--threads 0] [--batch-size 128]
 
@@ -32,7 +33,7 @@ from fuselip.engine import GroupBatchSampler, Trainer  # noqa: E402
 from fuselip.model import build_fuselip  # noqa: E402
 
 MODELS = {"fuselip-tiny": ("fuselip", "tiny"), "siglip-sf-tiny": ("baseline", "tiny-sf"),
-          "siglip-mlf-tiny": ("baseline", "tiny-mlf")}
+          "siglip-mlf-tiny": ("baseline", "tiny-mlf"), "fuselip-tiny-late": ("fuselip", "tiny-late")}
 
 
 def build(family: str, preset: str, args, out_dir: Path, pairs):
@@ -89,6 +90,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, r in rates.items():
         print(f"| {name} | {median[name]:.1f} | {min(r):.1f} | {max(r):.1f} |")
+    print(f"fuselip_vs_late_pairs_per_s={median['fuselip-tiny'] / median['fuselip-tiny-late']:.2f}")
     print(f"fuselip_vs_sf_pairs_per_s={median['fuselip-tiny'] / median['siglip-sf-tiny']:.2f}")
     print(f"fuselip_vs_mlf_pairs_per_s={median['fuselip-tiny'] / median['siglip-mlf-tiny']:.2f}")
 
