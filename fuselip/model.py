@@ -12,6 +12,9 @@ Read top to bottom:
          * MMM head (training only, masked positions only): Linear -> GELU -> LayerNorm -> product
            with the token-embedding matrix (tied) + its own bias -> logits over the vocabulary (M, V)
 
+The ablation `encoder.fusion="score"` fuses late with all of the above unchanged: a side's image tokens and its text
+run as two sequences (split_modalities) and the side's embedding is normalise(e_image + e_text), as SigLIP-SF.
+
 The model owns its frozen image tokenizer (a submodule saved with the prefix `tokenizer.`), so
 `encode(images, texts)` works from raw images: fuselip.images.preprocess -> tokenizer.encode ->
 vocab.build_sequence -> the transformer.
