@@ -52,6 +52,7 @@ from fuselip.images import preprocess
 from fuselip.text import default_tokenizer
 
 SIDES = ("left", "right")
+CONV_STEM_CHANNELS = 32  # channels of the conv stem's first layer (vision_stem="conv"), doubled per layer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,6 +149,28 @@ class MagicLensFusion(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
+# the ViT's input layer
+
+
+def conv_stem(width: int, patch_size: int, first_channels: int) -> nn.Sequential:
+    """A convolutional stem (Xiao et al. 2021, "Early convolutions help transformers see better") in place of
+    the ViT's patch embedding: log2(patch_size) 3x3 stride-2 convs, each doubling the channels (from
+    `first_channels`) with a GroupNorm(1) and a GELU, then a 1x1 conv to the width. It makes the same
+    (image_size / patch_size)^2 token grid as the patch embedding, so the transformer after it is unchanged;
+    GroupNorm (per image) rather than the paper's BatchNorm, so that no image's features depend on the
+    other images in its batch (which a contrastive loss could exploit)."""
+    if patch_size < 2 or patch_size & (patch_size - 1):
+        raise ValueError(f"encoder.vision_stem='conv' needs a power-of-two vision_patch_size, got {patch_size}")
+    layers, channels = [], 3
+    for i in range(patch_size.bit_length() - 1):  # 64 px, patch 8: 64 -> 32 -> 16 -> 8
+        out = first_channels * 2 ** i
+        layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(1, out), nn.GELU()]
+        channels = out
+    layers.append(nn.Conv2d(channels, width, 1))  # (N, width, grid, grid), what open_clip's conv1 returns
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------------------------------------
 # the dual encoder
 
 
@@ -185,6 +208,10 @@ class LateFusionSigLIP(nn.Module):
                                no_causal_mask=True, pool_type="eos")
         self.clip = CLIP(self.embed_dim, vision_cfg=vision_cfg, text_cfg=text_cfg,
                          init_logit_scale=encoder.init_logit_scale, init_logit_bias=encoder.init_logit_bias)
+        if encoder.vision_stem == "conv":
+            self.clip.visual.conv1 = conv_stem(encoder.width, encoder.vision_patch_size, CONV_STEM_CHANNELS)
+        elif encoder.vision_stem != "patch":
+            raise ValueError(f"encoder.vision_stem must be 'patch' or 'conv', got {encoder.vision_stem!r}")
         self.fusion = self.build_fusion(encoder)
         # text ids present in the training data (prepare()); drives the checkpoint compaction
         self.register_buffer("token_seen", torch.zeros(vocab.TEXT_VOCAB_SIZE, dtype=torch.bool))

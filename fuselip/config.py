@@ -85,6 +85,9 @@ class EncoderConfig:
                                     # trimmed to its own longest row (short texts stop paying for image-length padding)
     # late fusion only (fuselip/baselines.py): width/layers/heads/mlp_ratio size EACH of the two towers
     vision_patch_size: int = 8
+    vision_stem: str = "patch"      # the ViT's input layer: "patch" (open_clip's one strided conv, the paper's ViT) or
+                                    # "conv" (a stack of 3x3 stride-2 convs, Xiao et al. 2021 "Early convolutions
+                                    # help transformers see better"): same token grid, learns faster from little data
     embed_dim: int = 0              # projection of both towers = fusion width (0: same as width)
     fusion_layers: int = 4          # MLF: pre-LN transformer over the 2-token [image, text] sequence
     fusion_heads: int = 0           # MLF: attention heads of the fusion and the pooling (0: same as heads)

@@ -19,9 +19,9 @@ SMALL = dict(width=64, layers=2, heads=4, context_length=32, fusion_layers=2)
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-def small(kind: str):
+def small(kind: str, **extra):
     torch.manual_seed(0)
-    return build_baseline(EncoderConfig(kind=kind, **SMALL), image_size=64).eval()
+    return build_baseline(EncoderConfig(kind=kind, **{**SMALL, **extra}), image_size=64).eval()
 
 
 def images(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -38,7 +38,7 @@ def fuselip_tiny():
 
 
 MODELS = {"siglip-sf": lambda: small("siglip-sf"), "siglip-mlf": lambda: small("siglip-mlf"),
-          "fuselip-tiny": fuselip_tiny}
+          "siglip-mlf-conv-stem": lambda: small("siglip-mlf", vision_stem="conv"), "fuselip-tiny": fuselip_tiny}
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -117,9 +117,9 @@ def pairs_batch(n: int = 6) -> list[Pair]:
     return out
 
 
-@pytest.mark.parametrize("kind", ["siglip-sf", "siglip-mlf"])
-def test_training_step_reaches_every_parameter_group(kind):
-    model = small(kind).train()
+@pytest.mark.parametrize("kind,stem", [("siglip-sf", "patch"), ("siglip-mlf", "patch"), ("siglip-sf", "conv")])
+def test_training_step_reaches_every_parameter_group(kind, stem):
+    model = small(kind, vision_stem=stem).train()
     pairs = pairs_batch()
     batch = model.collate(pairs)
     assert batch["right_dup"].shape == (6, 6) and bool(batch["right_dup"][0, 2])  # identical right sides
@@ -127,7 +127,8 @@ def test_training_step_reaches_every_parameter_group(kind):
     assert left.shape == right.shape == (6, model.embed_dim) and aux == {}
     loss = siglip_loss(left, right, model.logit_scale, model.logit_bias, positives=batch["right_dup"])
     loss.backward()
-    for name in ("clip.visual.conv1.weight", "clip.transformer.resblocks.0.attn.in_proj_weight",
+    first = "clip.visual.conv1.weight" if stem == "patch" else "clip.visual.conv1.0.weight"
+    for name in (first, "clip.transformer.resblocks.0.attn.in_proj_weight",
                  "clip.text_projection", "clip.logit_scale"):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
@@ -135,9 +136,9 @@ def test_training_step_reaches_every_parameter_group(kind):
         assert model.fusion.pool_query.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("kind", ["siglip-sf", "siglip-mlf"])
-def test_checkpoint_keeps_only_seen_text_rows_and_reloads_identically(kind, tmp_path):
-    model = small(kind)
+@pytest.mark.parametrize("kind,stem", [("siglip-sf", "patch"), ("siglip-mlf", "patch"), ("siglip-mlf", "conv")])
+def test_checkpoint_keeps_only_seen_text_rows_and_reloads_identically(kind, stem, tmp_path):
+    model = small(kind, vision_stem=stem)
     pairs = pairs_batch()
     model.prepare(pairs)
     seen = int(model.token_seen.sum())
@@ -157,6 +158,27 @@ def test_checkpoint_keeps_only_seen_text_rows_and_reloads_identically(kind, tmp_
     assert any("never occurred in training" in str(w.message) for w in caught)
 
 
+@pytest.mark.parametrize("patch_size", [4, 8, 16])
+def test_conv_stem_makes_the_same_token_grid_as_the_patch_embedding(patch_size):
+    pixels = torch.rand(2, 3, 64, 64)
+    shapes = {}
+    for stem in ("patch", "conv"):
+        model = small("siglip-sf", vision_patch_size=patch_size, vision_stem=stem)
+        shapes[stem] = tuple(model.clip.visual.conv1(pixels).shape)
+    grid = 64 // patch_size
+    assert shapes["patch"] == shapes["conv"] == (2, SMALL["width"], grid, grid)
+    stem = small("siglip-sf", vision_patch_size=patch_size, vision_stem="conv").clip.visual.conv1
+    strided = [m for m in stem if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == patch_size.bit_length() - 1  # one 3x3 stride-2 conv per halving
+
+
+def test_conv_stem_features_do_not_depend_on_the_rest_of_the_batch():
+    model = small("siglip-sf", vision_stem="conv").train()  # training mode: a BatchNorm would mix the batch here
+    pixels = torch.from_numpy(np.stack(images(3)))
+    together = model.encode_pixels(pixels)
+    torch.testing.assert_close(model.encode_pixels(pixels[:1])[0], together[0], atol=2e-5, rtol=0)
+
+
 def test_config_round_trip_and_errors():
     model = small("siglip-mlf")
     again = type(model).from_config(model.config_dict())
@@ -165,6 +187,15 @@ def test_config_round_trip_and_errors():
         build_baseline(EncoderConfig(kind="siglip-sf", **{**SMALL, "vision_patch_size": 7}), 64)
     with pytest.raises(ValueError, match="late-fusion"):
         build_baseline(EncoderConfig(kind="fuselip"), 64)
+    with pytest.raises(ValueError, match="vision_stem must be"):
+        small("siglip-sf", vision_stem="resnet")
+    with pytest.raises(ValueError, match="power-of-two"):
+        build_baseline(EncoderConfig(kind="siglip-sf", **{**SMALL, "vision_patch_size": 12, "vision_stem": "conv"}),
+                       96)
+    conv = small("siglip-mlf", vision_stem="conv")
+    again = type(conv).from_config(conv.config_dict())
+    assert again.encoder_config.vision_stem == "conv"
+    assert again.state_dict().keys() == conv.state_dict().keys()
 
 
 def test_effective_parameters_count_only_seen_rows():
