@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fuselip import evaluate as ev
 from fuselip.checkpoint import load_model
@@ -70,3 +71,20 @@ def test_train_baseline_then_evaluate_and_compare(tmp_path, capsys, monkeypatch)
     assert set(rows) == {*TASKS, "retrieval", ev.TWIN}
     assert rows["tgit"][0] == rows["tgit"][1] == f"{results['mean']['tgit']:.1f}"  # same settings, same number
     assert rows["caption"][0] == "–" and rows["caption"][1] != "–"  # not measured now: an empty cell
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:text ids")  # 16 training pairs leave most validation words unseen
+def test_conv_stem_from_the_command_line_ships_and_reloads(tmp_path, monkeypatch):
+    """`--encoder.vision_stem=conv` reaches the model, its config.json and the reloaded checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    ship = tmp_path / "siglip-sf-tiny-conv"
+    run("train/train_baseline.py", "--preset", "tiny-sf", "--encoder.vision_stem=conv", "--train.steps=2",
+        "--train.batch_size=8", "--train.warmup_steps=1", "--data.train_pairs=16", "--data.val_items=1",
+        "--train.checkpoint_every=0", "--train.threads=1", '--data.worlds=["shapes"]', "--data.world_weights=[1.0]",
+        f"--train.out_dir={tmp_path / 'run'}", "--cache-dir", "", "--ship", str(ship))
+    assert json.loads((ship / "config.json").read_text())["encoder"]["vision_stem"] == "conv"
+    model = load_model(ship)
+    assert isinstance(model.clip.visual.conv1, torch.nn.Sequential)  # the stem, not open_clip's patch conv
+    stems = [k for k in model.state_dict() if k.startswith("clip.visual.conv1.")]
+    assert "clip.visual.conv1.0.weight" in stems and "clip.visual.conv1.weight" not in stems
