@@ -194,6 +194,8 @@ class LateFusionSigLIP(nn.Module):
                              f"encoder.vision_patch_size={encoder.vision_patch_size}")
         if encoder.width % encoder.heads:
             raise ValueError(f"encoder.width={encoder.width} is not divisible by encoder.heads={encoder.heads}")
+        if encoder.vision_stem not in ("patch", "conv"):
+            raise ValueError(f"encoder.vision_stem must be 'patch' or 'conv', got {encoder.vision_stem!r}")
         self.encoder_config = encoder
         self.image_size = image_size
         self.context_length = encoder.context_length
@@ -210,8 +212,6 @@ class LateFusionSigLIP(nn.Module):
                          init_logit_scale=encoder.init_logit_scale, init_logit_bias=encoder.init_logit_bias)
         if encoder.vision_stem == "conv":
             self.clip.visual.conv1 = conv_stem(encoder.width, encoder.vision_patch_size, CONV_STEM_CHANNELS)
-        elif encoder.vision_stem != "patch":
-            raise ValueError(f"encoder.vision_stem must be 'patch' or 'conv', got {encoder.vision_stem!r}")
         self.fusion = self.build_fusion(encoder)
         # text ids present in the training data (prepare()); drives the checkpoint compaction
         self.register_buffer("token_seen", torch.zeros(vocab.TEXT_VOCAB_SIZE, dtype=torch.bool))

@@ -161,13 +161,12 @@ def test_checkpoint_keeps_only_seen_text_rows_and_reloads_identically(kind, stem
 @pytest.mark.parametrize("patch_size", [4, 8, 16])
 def test_conv_stem_makes_the_same_token_grid_as_the_patch_embedding(patch_size):
     pixels = torch.rand(2, 3, 64, 64)
-    shapes = {}
-    for stem in ("patch", "conv"):
-        model = small("siglip-sf", vision_patch_size=patch_size, vision_stem=stem)
-        shapes[stem] = tuple(model.clip.visual.conv1(pixels).shape)
+    layers = {stem: small("siglip-sf", vision_patch_size=patch_size, vision_stem=stem).clip.visual.conv1
+              for stem in ("patch", "conv")}
     grid = 64 // patch_size
-    assert shapes["patch"] == shapes["conv"] == (2, SMALL["width"], grid, grid)
-    stem = small("siglip-sf", vision_patch_size=patch_size, vision_stem="conv").clip.visual.conv1
+    for layer in layers.values():
+        assert tuple(layer(pixels).shape) == (2, SMALL["width"], grid, grid)
+    stem = layers["conv"]
     strided = [m for m in stem if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
     assert len(strided) == patch_size.bit_length() - 1  # one 3x3 stride-2 conv per halving
 
