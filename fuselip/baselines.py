@@ -170,6 +170,38 @@ def conv_stem(width: int, patch_size: int, first_channels: int) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
+def check_vision(encoder: EncoderConfig, image_size: int) -> None:
+    """Rejects image-tower settings that cannot build a ViT, naming the setting."""
+    if image_size % encoder.vision_patch_size:
+        raise ValueError(f"image_size={image_size} is not a multiple of "
+                         f"encoder.vision_patch_size={encoder.vision_patch_size}")
+    if encoder.width % encoder.heads:
+        raise ValueError(f"encoder.width={encoder.width} is not divisible by encoder.heads={encoder.heads}")
+    if encoder.vision_stem not in ("patch", "conv"):
+        raise ValueError(f"encoder.vision_stem must be 'patch' or 'conv', got {encoder.vision_stem!r}")
+
+
+def vision_config(encoder: EncoderConfig, image_size: int) -> CLIPVisionCfg:
+    """open_clip's config of the image tower: a ViT of the encoder's width, depth and heads over the pixels."""
+    return CLIPVisionCfg(layers=encoder.layers, width=encoder.width, head_width=encoder.width // encoder.heads,
+                         mlp_ratio=encoder.mlp_ratio, patch_size=encoder.vision_patch_size, image_size=image_size)
+
+
+def set_vision_stem(visual: nn.Module, encoder: EncoderConfig) -> None:
+    """Puts the input layer named by `encoder.vision_stem` into an open_clip ViT (its `conv1`)."""
+    if encoder.vision_stem == "conv":
+        visual.conv1 = conv_stem(encoder.width, encoder.vision_patch_size, CONV_STEM_CHANNELS)
+
+
+def standardise(pixels: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) floats as open_clip's SigLIP models expect (INCEPTION_MEAN/STD:
+    [0, 1] -> [-1, 1]); FuseLIP's tokenizer reads [0, 1] as the paper's does. Each model gets its usual input."""
+    x = pixels.permute(0, 3, 1, 2).float().div(255.0)  # (N, 3, H, W) in [0, 1]
+    mean = torch.tensor(INCEPTION_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(INCEPTION_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 # ---------------------------------------------------------------------------------------------
 # the dual encoder
 
@@ -189,29 +221,19 @@ class LateFusionSigLIP(nn.Module):
 
     def __init__(self, encoder: EncoderConfig, image_size: int):
         super().__init__()
-        if image_size % encoder.vision_patch_size:
-            raise ValueError(f"image_size={image_size} is not a multiple of "
-                             f"encoder.vision_patch_size={encoder.vision_patch_size}")
-        if encoder.width % encoder.heads:
-            raise ValueError(f"encoder.width={encoder.width} is not divisible by encoder.heads={encoder.heads}")
-        if encoder.vision_stem not in ("patch", "conv"):
-            raise ValueError(f"encoder.vision_stem must be 'patch' or 'conv', got {encoder.vision_stem!r}")
+        check_vision(encoder, image_size)
         self.encoder_config = encoder
         self.image_size = image_size
         self.context_length = encoder.context_length
         self.max_logit_scale = encoder.max_logit_scale
         self.embed_dim = encoder.embed_dim or encoder.width
-        vision_cfg = CLIPVisionCfg(layers=encoder.layers, width=encoder.width,
-                                   head_width=encoder.width // encoder.heads, mlp_ratio=encoder.mlp_ratio,
-                                   patch_size=encoder.vision_patch_size, image_size=image_size)
         text_cfg = CLIPTextCfg(context_length=encoder.context_length, vocab_size=vocab.TEXT_VOCAB_SIZE,
                                width=encoder.width, heads=encoder.heads, layers=encoder.layers,
                                mlp_ratio=encoder.mlp_ratio, pad_id=vocab.PAD, eos_id=vocab.EOT,
                                no_causal_mask=True, pool_type="eos")
-        self.clip = CLIP(self.embed_dim, vision_cfg=vision_cfg, text_cfg=text_cfg,
+        self.clip = CLIP(self.embed_dim, vision_cfg=vision_config(encoder, image_size), text_cfg=text_cfg,
                          init_logit_scale=encoder.init_logit_scale, init_logit_bias=encoder.init_logit_bias)
-        if encoder.vision_stem == "conv":
-            self.clip.visual.conv1 = conv_stem(encoder.width, encoder.vision_patch_size, CONV_STEM_CHANNELS)
+        set_vision_stem(self.clip.visual, encoder)
         self.fusion = self.build_fusion(encoder)
         # text ids present in the training data (prepare()); drives the checkpoint compaction
         self.register_buffer("token_seen", torch.zeros(vocab.TEXT_VOCAB_SIZE, dtype=torch.bool))
@@ -313,14 +335,8 @@ class LateFusionSigLIP(nn.Module):
     # --- towers and fusion --------------------------------------------------------------------
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, 3) uint8 -> (N, E) projected image features (not normalised).
-
-        Pixels are standardised as open_clip's SigLIP models expect (INCEPTION_MEAN/STD: [0, 1] -> [-1, 1]);
-        FuseLIP's tokenizer reads [0, 1] as the paper's does. Each model gets its own usual input."""
-        x = pixels.permute(0, 3, 1, 2).float().div(255.0)  # (N, 3, H, W) in [0, 1]
-        mean = torch.tensor(INCEPTION_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(INCEPTION_STD, device=x.device).view(1, 3, 1, 1)
-        return self.clip.encode_image((x - mean) / std)
+        """(N, H, W, 3) uint8 -> (N, E) projected image features (not normalised); pixels as `standardise`."""
+        return self.clip.encode_image(standardise(pixels))
 
     def encode_text_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, T) `[sot, …, eot, pad…]` ids -> (N, E) projected text features at eot (not normalised)."""
@@ -407,7 +423,9 @@ BASELINES = {"siglip-sf": ScoreFusionSigLIP, "siglip-mlf": MagicLensFusionSigLIP
 
 def build_baseline(config: RunConfig | EncoderConfig, image_size: int | None = None) -> LateFusionSigLIP:
     """The baseline named by `encoder.kind` ("siglip-sf" | "siglip-mlf"), for a run config (image size from
-    `data.image_size`) or for an encoder config and an explicit image size."""
+    `data.image_size`) or for an encoder config and an explicit image size. For a run config (a training run)
+    with `encoder.vision_init` set, the image tower starts from that pretrained ViT (fuselip.mae.load_vision);
+    from an encoder config alone it is the architecture only (weights come from a checkpoint)."""
     if isinstance(config, RunConfig):
         encoder, image_size = config.encoder, image_size or config.data.image_size
     else:
@@ -417,4 +435,8 @@ def build_baseline(config: RunConfig | EncoderConfig, image_size: int | None = N
     if encoder.kind not in BASELINES:
         raise ValueError(f"encoder.kind={encoder.kind!r} is not a late-fusion baseline; "
                          f"choose one of {', '.join(BASELINES)}")
-    return BASELINES[encoder.kind](encoder, image_size)
+    model = BASELINES[encoder.kind](encoder, image_size)
+    if isinstance(config, RunConfig) and encoder.vision_init:
+        from fuselip.mae import load_vision
+        load_vision(model.clip.visual, encoder.vision_init, encoder, image_size)
+    return model

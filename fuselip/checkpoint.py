@@ -206,7 +206,7 @@ def load_model(path: str | Path) -> torch.nn.Module:
 
 def _import_model_modules() -> None:
     import importlib
-    for name in ("fuselip.tokenizers", "fuselip.model", "fuselip.baselines"):
+    for name in ("fuselip.tokenizers", "fuselip.model", "fuselip.baselines", "fuselip.mae"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as e:

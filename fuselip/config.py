@@ -1,7 +1,7 @@
 """Typed configuration: dataclasses, named presets stored as JSON data, and command-line overrides.
 
 A run is described by one `RunConfig` whose sections are the dataclasses below. Presets live as JSON
-files in `fuselip/presets/<family>/<name>.json` (family = tokenizer | fuselip | baseline) and hold only
+files in `fuselip/presets/<family>/<name>.json` (family = tokenizer | fuselip | baseline | mae) and hold only
 the values that differ from the dataclass defaults. Command lines never mirror flags by hand:
 `add_override_arguments` generates `--section.field=value` for every field, and `from_dict` rejects
 unknown keys and wrong types with a message that names the key.
@@ -88,6 +88,8 @@ class EncoderConfig:
     vision_stem: str = "patch"      # the ViT's input layer: "patch" (open_clip's one strided conv, the paper's ViT) or
                                     # "conv" (a stack of 3x3 stride-2 convs, Xiao et al. 2021 "Early convolutions
                                     # help transformers see better"): same token grid, learns faster from little data
+    vision_init: str = ""           # a ViT pretrained by train/pretrain_vision.py (masked autoencoder) to start the
+                                    # image tower from ("": from scratch, the paper's baselines); training only
     embed_dim: int = 0              # projection of both towers = fusion width (0: same as width)
     fusion_layers: int = 4          # MLF: pre-LN transformer over the 2-token [image, text] sequence
     fusion_heads: int = 0           # MLF: attention heads of the fusion and the pooling (0: same as heads)
@@ -144,11 +146,22 @@ class TrainConfig:
 
 
 @dataclass
+class MAEConfig:
+    """Masked-autoencoder pretraining of a baseline's ViT (fuselip/mae.py; He et al. 2022)."""
+    mask_ratio: float = 0.75        # share of the patches the encoder never sees
+    decoder_width: int = 128        # the light decoder that is thrown away after pretraining
+    decoder_layers: int = 2
+    decoder_heads: int = 4
+    norm_pix_loss: bool = True      # targets: each patch's pixels standardised by its own mean and std
+
+
+@dataclass
 class RunConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    mae: MAEConfig = field(default_factory=MAEConfig)
     tokenizer_checkpoint: str = ""  # frozen image tokenizer that a FuseLIP run reads images with
 
 

@@ -49,12 +49,20 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
 # train state <-> tensors (safetensors holds tensors only: no pickle)
 
 
-def train_state(model: ImageTokenizer, optimizer: torch.optim.Optimizer, step: int,
+def training_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The quantiser's usage window and recent outputs (a model without a quantiser, e.g. fuselip.mae, has none)."""
+    quantizer = getattr(model, "quantizer", None)
+    if quantizer is None:
+        return {}
+    return {name: getattr(quantizer, name) for name in VectorQuantizer.TRAINING_BUFFERS}
+
+
+def train_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
                 batch_rng: torch.Generator, seconds: float = 0.0) -> dict[str, torch.Tensor]:
     state = {"step": torch.tensor(step), "rng.torch": torch.get_rng_state(), "rng.batches": batch_rng.get_state(),
              "train_seconds": torch.tensor(seconds, dtype=torch.float64)}
-    for name in VectorQuantizer.TRAINING_BUFFERS:
-        state[f"buffer.{name}"] = getattr(model.quantizer, name)
+    for name, buffer in training_buffers(model).items():
+        state[f"buffer.{name}"] = buffer
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for i, p in enumerate(params):
         for key, value in optimizer.state.get(p, {}).items():
@@ -62,10 +70,10 @@ def train_state(model: ImageTokenizer, optimizer: torch.optim.Optimizer, step: i
     return state
 
 
-def load_train_state(state: dict[str, torch.Tensor], model: ImageTokenizer, optimizer: torch.optim.Optimizer,
+def load_train_state(state: dict[str, torch.Tensor], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                      batch_rng: torch.Generator) -> int:
-    for name in VectorQuantizer.TRAINING_BUFFERS:
-        getattr(model.quantizer, name).copy_(state[f"buffer.{name}"])
+    for name, buffer in training_buffers(model).items():
+        buffer.copy_(state[f"buffer.{name}"])
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for i, p in enumerate(params):
         entries = {k.rsplit(".", 1)[1]: v for k, v in state.items() if k.startswith(f"optim.{i}.")}

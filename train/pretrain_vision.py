@@ -1,0 +1,62 @@
+"""Pretrain a late-fusion baseline's ViT as a masked autoencoder (fuselip/mae.py) on the tokenizers' image pool.
+
+    python train/pretrain_vision.py --baseline tiny-sf --ship runs/mae/ship/vit-sf-tiny
+    python train/pretrain_vision.py --baseline tiny-mlf --encoder.vision_stem=conv --resume
+    python train/train_baseline.py --preset tiny-sf --encoder.vision_init=runs/mae/ship/vit-sf-tiny
+
+`--baseline` names the baseline preset whose ViT is pretrained (its `encoder` section: width, depth, heads,
+patch, stem); `--preset` the pretraining recipe in fuselip/presets/mae/ (data pool, steps, masking, decoder).
+The tiny recipe matches the grid tokenizer's own pretraining: the same 16,000 training images of both worlds,
+3,000 steps of 64. The run's checkpoint (model + exact train state) is `train.out_dir` (default
+runs/mae-<baseline>); `--resume` continues it bit-exactly; `--ship DIR` writes the final model with a
+metrics.json that holds this command line, ready for `--encoder.vision_init=DIR`.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fuselip import checkpoint, config  # noqa: E402
+from fuselip import mae  # noqa: E402
+from fuselip.tokenizers import pool  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", required=True, choices=config.preset_names("baseline"),
+                        help="the baseline preset whose image tower is pretrained")
+    parser.add_argument("--preset", default="tiny", choices=config.preset_names("mae"))
+    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in train.out_dir")
+    parser.add_argument("--ship", default=None, metavar="DIR", help="write the final model to DIR")
+    parser.add_argument("--no-progress", action="store_true")
+    config.add_override_arguments(parser)
+    args = parser.parse_args(argv)
+
+    recipe = config.load_preset("mae", args.preset)
+    recipe.encoder = config.load_preset("baseline", args.baseline).encoder
+    if not recipe.train.out_dir:
+        recipe.train.out_dir = f"runs/mae-{args.baseline}"
+    cfg = config.apply_overrides(recipe, args)
+    print(config.dump(cfg))
+
+    t0 = time.time()
+    images = pool.train_pool(cfg.data)
+    val = pool.val_images(cfg.data)
+    print(f"image pool {images.shape} and validation {', '.join(f'{w}: {len(v)}' for w, v in val.items())} "
+          f"ready in {time.time() - t0:.0f} s")
+    model = mae.train(cfg, images, val, resume=args.resume, progress=not args.no_progress)
+    if args.ship:
+        run = checkpoint.read(cfg.train.out_dir).metrics or {}
+        metrics = {**run, "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+                   "parameters_vit": sum(p.numel() for p in model.visual.parameters())}
+        checkpoint.save_model(model, args.ship, metrics=metrics)
+        print(f"shipped {args.ship}: {metrics}")
+
+
+if __name__ == "__main__":
+    main()
