@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from fuselip import checkpoint
 from fuselip.baselines import attention_backend, check_vision, set_vision_stem, standardise, vision_config
 from fuselip.config import EncoderConfig, MAEConfig, RunConfig, from_dict, to_dict
-from fuselip.tokenizers.training import load_train_state, lr_at, make_optimizer, train_state
+from fuselip.tokenizers.training import lr_at, make_optimizer, resume_run, save_run
 
 VAL_MASK_SEED = 1234  # the fixed masks of validation (the same for every step and run)
 VISION_SETTINGS = ("width", "layers", "heads", "mlp_ratio", "vision_patch_size", "vision_stem")  # shape the ViT
@@ -207,16 +207,7 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
     rng = torch.Generator().manual_seed(tc.seed)
     step, seconds_before, metrics = 0, 0.0, {}
     if resume and (out_dir / checkpoint.WEIGHTS_FILE).exists():
-        ckpt = checkpoint.read(out_dir, with_extra=True)
-        if ckpt.config != model.config_dict():
-            raise ValueError(f"{out_dir}: the checkpoint was pretrained with another config; resume with the "
-                             f"same preset/overrides or choose a new --train.out_dir")
-        extra = {k.split(":", 1)[1]: v for k, v in ckpt.tensors.items() if k.startswith("extra:")}
-        model.import_tensors({k: v for k, v in ckpt.tensors.items() if not k.startswith("extra:")}, str(out_dir))
-        step = load_train_state(extra, model, optimizer, rng)
-        seconds_before = float(extra.get("train_seconds", torch.tensor(0.0)))
-        metrics = ckpt.metrics or {}
-        log(f"resumed from {out_dir} at step {step}")
+        step, seconds_before, metrics = resume_run(out_dir, model, optimizer, rng, "pretraining", log)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.write_json_atomic(out_dir.parent / f"{out_dir.name}.run.json", to_dict(cfg))
 
@@ -247,9 +238,7 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
                        "train_seconds_total": seconds}
             log(f"step {step}: " + ", ".join(f"val loss[{w}]={v:.4f}" for w, v in metrics["loss"].items()))
         if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or last:
-            checkpoint.save(out_dir, kind=model.checkpoint_kind, config=model.config_dict(),
-                            tensors=model.export_tensors(), metrics=metrics,
-                            extra=train_state(model, optimizer, step, rng, seconds_before + time.time() - t0))
+            save_run(model, optimizer, step, rng, out_dir, metrics, seconds=seconds_before + time.time() - t0)
         if last:
             break
     bar.close()

@@ -1,7 +1,5 @@
 """Masked-autoencoder pretraining of the baselines' ViT (fuselip/mae.py) and its way into a baseline."""
 import json
-import runpy
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +9,9 @@ import torch
 from fuselip import checkpoint
 from fuselip.baselines import build_baseline
 from fuselip.config import EncoderConfig, MAEConfig, RunConfig, TrainConfig
-from fuselip.mae import MaskedAutoencoder, load_vision, patchify, random_keep, train
+from fuselip.mae import MaskedAutoencoder, evaluate, load_vision, patchify, random_keep, train
+from test_train_baseline import run, tiny_run  # the real command lines, run in this process
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(kind="siglip-sf", width=32, layers=2, heads=4, context_length=32)
 DECODER = MAEConfig(decoder_width=16, decoder_layers=1, decoder_heads=2)
 
@@ -93,9 +91,8 @@ def test_pretraining_lowers_the_error_and_resumes_exactly(tmp_path):
     first = checkpoint.read(tmp_path / "a").metrics
     assert first["step"] == 12 and set(first["loss"]) == {"shapes"}
     fresh = small_mae()
-    from fuselip.mae import evaluate
     assert evaluate(straight, val)["loss"]["shapes"] < evaluate(fresh, val)["loss"]["shapes"]
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(ValueError, match="another pretraining config"):
         other = run_config(tmp_path / "b", steps=12)
         other.mae.mask_ratio = 0.5
         train(other, pool, val, resume=True, **quiet)
@@ -144,15 +141,6 @@ def test_conv_stem_vit_pretrains_and_loads(tmp_path):
     assert torch.equal(visual.conv1[0].weight, mae.visual.conv1[0].weight)
 
 
-def run(script: str, *args: str) -> None:
-    argv = sys.argv
-    sys.argv = [str(ROOT / script), *args]
-    try:
-        runpy.run_path(str(ROOT / script), run_name="__main__")
-    finally:
-        sys.argv = argv
-
-
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:text ids")  # 16 training pairs leave most validation words unseen
 def test_pretrain_then_train_a_baseline_from_the_command_line(tmp_path, monkeypatch):
@@ -167,9 +155,7 @@ def test_pretrain_then_train_a_baseline_from_the_command_line(tmp_path, monkeypa
     assert (tmp_path / "runs" / "mae-tiny-sf" / "extra.safetensors").exists()  # the resumable run
     ship = tmp_path / "siglip-sf-tiny-mae"
     run("train/train_baseline.py", "--preset", "tiny-sf", f"--encoder.vision_init={vit}", "--train.steps=1",
-        "--train.batch_size=8", "--train.warmup_steps=1", "--data.train_pairs=16", "--data.val_items=1",
-        "--train.checkpoint_every=0", "--train.threads=1", '--data.worlds=["shapes"]', "--data.world_weights=[1.0]",
-        f"--train.out_dir={tmp_path / 'run'}", "--cache-dir", "", "--ship", str(ship))
+        *tiny_run(tmp_path / "run"), "--ship", str(ship))
     assert json.loads((ship / "config.json").read_text())["encoder"]["vision_init"] == str(vit)
     trained = checkpoint.load_model(ship).clip.visual.state_dict()
     pretrained = checkpoint.load_model(vit).visual.state_dict()

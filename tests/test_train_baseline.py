@@ -32,6 +32,13 @@ def run(script: str, *args: str, capsys=None) -> str:
     return capsys.readouterr().out if capsys is not None else ""
 
 
+def tiny_run(out_dir: Path) -> list[str]:
+    """Overrides for a seconds-long baseline run on 16 ShapesWorld pairs (steps are the caller's)."""
+    return ["--train.batch_size=8", "--train.warmup_steps=1", "--data.train_pairs=16", "--data.val_items=1",
+            "--train.checkpoint_every=0", "--train.threads=1", '--data.worlds=["shapes"]', "--data.world_weights=[1.0]",
+            f"--train.out_dir={out_dir}", "--cache-dir", ""]
+
+
 @pytest.mark.slow
 def test_train_baseline_then_evaluate_and_compare(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything written to a relative path lands here
@@ -80,9 +87,7 @@ def test_conv_stem_from_the_command_line_ships_and_reloads(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     ship = tmp_path / "siglip-sf-tiny-conv"
     run("train/train_baseline.py", "--preset", "tiny-sf", "--encoder.vision_stem=conv", "--train.steps=2",
-        "--train.batch_size=8", "--train.warmup_steps=1", "--data.train_pairs=16", "--data.val_items=1",
-        "--train.checkpoint_every=0", "--train.threads=1", '--data.worlds=["shapes"]', "--data.world_weights=[1.0]",
-        f"--train.out_dir={tmp_path / 'run'}", "--cache-dir", "", "--ship", str(ship))
+        *tiny_run(tmp_path / "run"), "--ship", str(ship))
     assert json.loads((ship / "config.json").read_text())["encoder"]["vision_stem"] == "conv"
     model = load_model(ship)
     assert isinstance(model.clip.visual.conv1, torch.nn.Sequential)  # the stem, not open_clip's patch conv

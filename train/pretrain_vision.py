@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,11 +43,7 @@ def main(argv=None):
     cfg = config.apply_overrides(recipe, args)
     print(config.dump(cfg))
 
-    t0 = time.time()
-    images = pool.train_pool(cfg.data)
-    val = pool.val_images(cfg.data)
-    print(f"image pool {images.shape} and validation {', '.join(f'{w}: {len(v)}' for w, v in val.items())} "
-          f"ready in {time.time() - t0:.0f} s")
+    images, val = pool.train_and_val(cfg.data)
     model = mae.train(cfg, images, val, resume=args.resume, progress=not args.no_progress)
     if args.ship:
         run = checkpoint.read(cfg.train.out_dir).metrics or {}

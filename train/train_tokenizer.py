@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 
 from fuselip import checkpoint, config
 from fuselip.tokenizers import evaluation, pool, training
@@ -38,12 +37,7 @@ def main(argv=None):
         cfg.data.image_folder = args.image_folder
     print(config.dump(cfg))
 
-    t0 = time.time()
-    images = pool.train_pool(cfg.data)
-    val = pool.val_images(cfg.data)
-    print(f"image pool {images.shape} and validation {', '.join(f'{w}: {len(v)}' for w, v in val.items())} "
-          f"ready in {time.time() - t0:.0f} s")
-
+    images, val = pool.train_and_val(cfg.data)
     model = training.train(cfg, images, val, resume=args.resume, progress=not args.no_progress)
     if args.ship:
         run = checkpoint.read(cfg.train.out_dir).metrics or {}

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +59,12 @@ def val_images(data: DataConfig, cache_dir: Path | None = CACHE_DIR) -> dict[str
     return {w: _cached(f"tokenizer-val-{w}", {"n": n, "size": size, "seed": VAL_SEED},
                        lambda w=w: world_images(w, "val", n, VAL_SEED, size), cache_dir)
             for w in data.worlds}
+
+
+def train_and_val(data: DataConfig, log=print) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A run's training pool and validation images (train_pool, val_images), with one line on what is ready."""
+    t0 = time.time()
+    images, val = train_pool(data), val_images(data)
+    log(f"image pool {images.shape} and validation {', '.join(f'{w}: {len(v)}' for w, v in val.items())} "
+        f"ready in {time.time() - t0:.0f} s")
+    return images, val

@@ -84,6 +84,21 @@ def load_train_state(state: dict[str, torch.Tensor], model: torch.nn.Module, opt
     return int(state["step"])
 
 
+def resume_run(out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch_rng: torch.Generator,
+               what: str, log: Callable[[str], None]) -> tuple[int, float, dict]:
+    """Loads the run checkpoint in `out_dir` (save_run) into model, optimiser and generator, after checking it
+    was made with the same model config -> (step, training seconds so far, its metrics)."""
+    ckpt = checkpoint.read(out_dir, with_extra=True)
+    if ckpt.config != model.config_dict():
+        raise ValueError(f"{out_dir}: the checkpoint was trained with another {what} config; "
+                         f"resume with the same preset/overrides or choose a new --train.out_dir")
+    extra = {k.split(":", 1)[1]: v for k, v in ckpt.tensors.items() if k.startswith("extra:")}
+    model.import_tensors({k: v for k, v in ckpt.tensors.items() if not k.startswith("extra:")}, str(out_dir))
+    step = load_train_state(extra, model, optimizer, batch_rng)
+    log(f"resumed from {out_dir} at step {step}")
+    return step, float(extra.get("train_seconds", torch.tensor(0.0))), ckpt.metrics or {}
+
+
 def save_run(model, optimizer, step, batch_rng, out_dir: Path, metrics: dict, seconds: float = 0.0) -> None:
     checkpoint.save(out_dir, kind=model.checkpoint_kind, config=model.config_dict(),
                     tensors=model.export_tensors(), metrics=metrics,
@@ -110,15 +125,7 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
     batch_rng = torch.Generator().manual_seed(tc.seed)
     step, seconds_before = 0, 0.0
     if resume and (out_dir / checkpoint.WEIGHTS_FILE).exists():
-        ckpt = checkpoint.read(out_dir, with_extra=True)
-        if ckpt.config != model.config_dict():
-            raise ValueError(f"{out_dir}: the checkpoint was trained with another tokenizer config; "
-                             f"resume with the same preset/overrides or choose a new --train.out_dir")
-        extra = {k.split(":", 1)[1]: v for k, v in ckpt.tensors.items() if k.startswith("extra:")}
-        model.import_tensors({k: v for k, v in ckpt.tensors.items() if not k.startswith("extra:")}, str(out_dir))
-        step = load_train_state(extra, model, optimizer, batch_rng)
-        seconds_before = float(extra.get("train_seconds", torch.tensor(0.0)))
-        log(f"resumed from {out_dir} at step {step}")
+        step, seconds_before, _ = resume_run(out_dir, model, optimizer, batch_rng, "tokenizer", log)
     checkpoint.write_json_atomic(_ensure_dir(out_dir.parent) / f"{out_dir.name}.run.json", to_dict(cfg))
 
     model.train()
