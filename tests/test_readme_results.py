@@ -75,3 +75,28 @@ def test_conv_stem_results_quoted_in_the_readme_exist(name):
     assert "--encoder.vision_stem=conv" in metrics["command"] and metrics["steps"] == 2000
     retrieval = mean_of(f"conv/{name}-seed0.json")["retrieval"]
     assert f"{retrieval:.1f}" in re.sub(r"\s+", " ", README)
+
+
+def test_pretrained_vit_table_matches_the_result_files():
+    rows = table_after("### Pretraining the pixel ViT")
+    fuselip, sf, mlf, sf_mae, mlf_mae = (mean_of(path) for path in (
+        "fuselip-tiny-seed0.json", "siglip-sf-tiny-seed0.json", "siglip-mlf-tiny-seed0.json",
+        "mae/siglip-sf-tiny-mae-seed0.json", "mae/siglip-mlf-tiny-mae-seed0.json"))
+    assert set(rows) == set(fuselip)
+    for task, cells in rows.items():
+        assert cells[0] == f"{fuselip[task]:.1f}", task
+        assert cells[1] == f"{sf[task]:.1f} / {sf_mae[task]:.1f}", task
+        assert cells[2] == f"{mlf[task]:.1f} / {mlf_mae[task]:.1f}", task
+        assert close(cells[3], fuselip[task] - max(sf_mae[task], mlf_mae[task])), (task, cells[3])
+
+
+@pytest.mark.parametrize("name", ["sf", "mlf"])
+def test_pretrained_vit_runs_quoted_in_the_readme_exist(name):
+    """The MAE runs the README cites: the pretraining and the contrastive run, each with its command and config."""
+    vit = json.loads((RESULTS / "mae" / f"vit-{name}-tiny-metrics.json").read_text())
+    assert f"--baseline tiny-{name}" in vit["command"] and vit["step"] == 3000
+    config = json.loads((RESULTS / "mae" / f"siglip-{name}-tiny-mae-config.json").read_text())
+    assert config["encoder"]["vision_init"].endswith(f"vit-{name}-tiny")
+    metrics = json.loads((RESULTS / "mae" / f"siglip-{name}-tiny-mae-metrics.json").read_text())
+    assert f"--encoder.vision_init={config['encoder']['vision_init']}" in metrics["command"]
+    assert metrics["steps"] == 2000
