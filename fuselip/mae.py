@@ -149,7 +149,11 @@ def load_vision(visual: nn.Module, path: str | Path, encoder: EncoderConfig, ima
     """Copies the pretrained ViT of the mae-vit checkpoint at `path` into `visual` (a baseline's
     `clip.visual`), all but its projection. The two must be built alike: every setting that shapes the ViT
     is compared first, and a mismatch names the settings."""
-    ckpt = checkpoint.read(path)
+    try:
+        ckpt = checkpoint.read(path)
+    except checkpoint.CheckpointError as e:
+        raise checkpoint.CheckpointError(f"encoder.vision_init: {e} (make one with train/pretrain_vision.py "
+                                         f"--ship DIR)") from None
     if ckpt.kind != MaskedAutoencoder.checkpoint_kind:
         raise checkpoint.CheckpointError(f"{path}: holds a {ckpt.kind!r} checkpoint, not a pretrained ViT "
                                          f"({MaskedAutoencoder.checkpoint_kind!r}, train/pretrain_vision.py)")

@@ -127,6 +127,8 @@ def test_a_mismatched_pretrained_vit_is_refused_with_the_settings_named(tmp_path
     checkpoint.save_model(baseline, tmp_path / "not-a-vit")
     with pytest.raises(checkpoint.CheckpointError, match="not a pretrained ViT"):
         load_vision(baseline.clip.visual, tmp_path / "not-a-vit", EncoderConfig(**SMALL), 32)
+    with pytest.raises(checkpoint.CheckpointError, match="encoder.vision_init: .*missing.*not a checkpoint folder"):
+        load_vision(baseline.clip.visual, tmp_path / "missing", EncoderConfig(**SMALL), 32)
 
 
 def test_conv_stem_vit_pretrains_and_loads(tmp_path):
