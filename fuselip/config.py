@@ -22,7 +22,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 @dataclass
 class TokenizerConfig:
     """A discrete image tokenizer (2-D VQ grid or 1-D TiTok) and its vector quantiser."""
-    kind: str = "grid"              # "grid" | "titok"
+    kind: str = "grid"              # "grid" | "patch" | "titok"
     image_size: int = 64            # square input side in pixels
     codebook_size: int = 512
     code_dim: int = 64
@@ -75,6 +75,8 @@ class EncoderConfig:
                                     # half the channels, columns in the other half), still learned
     mmm_probability: float = 0.1
     mmm_weight: float = 0.25
+    mmm_reduction: str = "tokens"   # MMM loss: one mean over the masked tokens of both sides ("tokens", a literal
+                                    # reading of the paper) or one mean per side, added ("sides", the reference code)
     mmm_vocab: str = "full"         # MMM softmax over the "full" joint vocabulary (paper) or only the ids "seen"
                                     # in the training set (same targets, ~100x cheaper head on CPU)
     fusion: str = "early"           # FuseLIP only. "early": image and text tokens in ONE sequence (the paper's model);
@@ -105,6 +107,9 @@ class DataConfig:
     image_size: int = 64
     train_pairs: int = 150_000      # size of the generated (and token-cached) training set
     group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)
+    tgit_groups: str = "sampled"    # TGIT groups (fuselip.data.tasks.tgit_instructions): "sampled" (up to group_size
+                                    # of one kind), "full" (every evaluation candidate of the kind is a target, the
+                                    # unchanged image included), "reference" (the reference code's groups)
     position_size_questions: bool = False  # position groups also ask "what size is the star on the left?" (text target)
     position_twins: str = "appearance"  # what the position twins differ in (fuselip.data.tasks.twin_attribute):
                                         # "appearance": colour where a world has colours, else two emoji of one
@@ -115,6 +120,9 @@ class DataConfig:
                                             # which side holds which twin, the feature the side word must act on
     crop_location_queries: float = 0.0  # share of crop groups that name each object's cell ("the object in the top
                                         # left") instead of its class: text -> location addressing, with crop targets
+    curriculum_first: list[str] = field(default_factory=list)  # a curriculum: its first phase draws batches only
+                                    # from pairs of these worlds or tasks (e.g. ["shapes"] or ["caption"]) ...
+    curriculum_until: float = 0.0   # ... for this fraction of train.steps; then every pair (0: no curriculum)
     val_items: int = 200            # evaluation items per task for periodic validation
     seed: int = 0
     tokenizer_images: int = 30_000  # image pool a tokenizer trains on (sample_images, train split)
@@ -135,6 +143,8 @@ class TrainConfig:
     eps: float = 1e-8
     warmup_steps: int = 100
     grad_clip: float = 1.0
+    duplicates: str = "positive"    # rows whose right sides are identical: "positive" of each other, or "negative"
+                                    # (only a row's own target is positive, as in the reference code)
     precision: str = "bf16"         # "bf16" | "fp32"
     seed: int = 0
     log_every: int = 10

@@ -147,10 +147,13 @@ class GroupBatchSampler:
     The incomplete batches left at the end of an epoch are dropped (their pairs come back next epoch).
     """
 
-    def __init__(self, group_ids: Sequence[int], batch_size: int, seed: int):
+    def __init__(self, group_ids: Sequence[int], batch_size: int, seed: int, positions: Sequence[int] | None = None):
+        """positions: the training-set index of each entry of group_ids (default 0, 1, …), for a sampler over a
+        subset of the pairs (a curriculum's first phase)."""
         self.groups = contiguous_groups(list(group_ids))
         self.batch_size = batch_size
         self.seed = seed
+        self.positions = list(positions) if positions is not None else None
         self.split_groups = 0
         if sum(len(g) for g in self.groups) < batch_size:
             raise ValueError(f"{sum(len(g) for g in self.groups)} training pairs cannot fill one batch of {batch_size}")
@@ -175,7 +178,22 @@ class GroupBatchSampler:
                 if len(target) == self.batch_size:
                     open_batches.remove(target)
                     batches.append(target)
+        if self.positions is not None:
+            batches = [[self.positions[i] for i in batch] for batch in batches]
         return batches
+
+
+def curriculum(pairs: Sequence, cfg: RunConfig) -> tuple[GroupBatchSampler | None, int]:
+    """The first phase of a curriculum (data.curriculum_first, data.curriculum_until): a sampler over the pairs whose
+    world or task is named there, used for the first curriculum_until x train.steps steps; (None, 0) without one."""
+    first, until = cfg.data.curriculum_first, cfg.data.curriculum_until
+    if not first or until <= 0:
+        return None, 0
+    chosen = [i for i, p in enumerate(pairs) if p.world in first or p.task in first]
+    if not chosen:
+        raise ValueError(f"data.curriculum_first={first}: no training pair has one of these worlds or tasks")
+    sampler = GroupBatchSampler([pairs[i].group for i in chosen], cfg.train.batch_size, cfg.train.seed, chosen)
+    return sampler, round(until * cfg.train.steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,14 +220,19 @@ class GatherWithGradient(torch.autograd.Function):
 class PairLoss(nn.Module):
     """Wraps a protocol model so that DDP sees the whole loss computation in one forward."""
 
-    def __init__(self, model: nn.Module, world: int = 1):
+    def __init__(self, model: nn.Module, world: int = 1, duplicates: str = "positive"):
         super().__init__()
+        if duplicates not in ("positive", "negative"):
+            raise ValueError(f"train.duplicates must be 'positive' or 'negative', got {duplicates!r}")
         self.model = model
         self.world = world
+        self.duplicates = duplicates
 
     def forward(self, batch: dict, generator: torch.Generator | None = None):
         left, right, aux = self.model.forward_pairs(batch, generator=generator)
         keys = batch.get("right_key")
+        if self.duplicates == "negative":  # the reference: only a row's own target is positive
+            keys = batch.get("row_index", torch.arange(left.shape[0]))
         if self.world > 1:
             right_all = GatherWithGradient.apply(right)                             # (W·B, D), gradient flows back
             if keys is None:
@@ -276,9 +299,11 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.extra_config = extra_config or {}
         self.sampler = GroupBatchSampler([p.group for p in pairs_train], cfg.train.batch_size, cfg.train.seed)
+        self.first_sampler, self.first_steps = curriculum(pairs_train, cfg)
+        self._in_use: GroupBatchSampler | None = None  # the sampler whose epoch/index the trainer is at
         self.optimizer = build_optimizer(model, cfg)
         self.params = [p for _, p, _ in trainable_parameters(model)]
-        loss = PairLoss(model, self.dist.world)
+        loss = PairLoss(model, self.dist.world, cfg.train.duplicates)
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
             import inspect
@@ -304,12 +329,19 @@ class Trainer:
         if hasattr(self.model, "prepare"):
             self.model.prepare(self.pairs)
 
+    def sampler_at(self, step: int) -> GroupBatchSampler:
+        """The curriculum's first-phase sampler for its steps, then the sampler over the whole training set."""
+        return self.first_sampler if step < self.first_steps else self.sampler
+
     def next_batch_indices(self) -> list[int]:
+        sampler = self.sampler_at(self.step)
+        if sampler is not self._in_use:  # the run starts, or the curriculum's second phase does: epoch 0
+            self._in_use, self.epoch, self.index, self._batches = sampler, 0, 0, None
         if self._batches is None:
-            self._batches = self.sampler.epoch(self.epoch)
+            self._batches = sampler.epoch(self.epoch)
         if self.index >= len(self._batches):
             self.epoch, self.index = self.epoch + 1, 0
-            self._batches = self.sampler.epoch(self.epoch)
+            self._batches = sampler.epoch(self.epoch)
         indices = self._batches[self.index]
         self.index += 1
         return indices
@@ -402,16 +434,21 @@ class Trainer:
         return {"step": self.step, "steps_run": steps_run, "wall_time_s": total, "wall_time_this_run_s": wall,
                 "resumed_from_step": start_step,
                 "pairs_per_s": steps_run * t.batch_size / max(wall, 1e-9), "last": parts,
-                "val": self.val_history[-1] if self.val_history else {}, "split_groups": self.sampler.split_groups}
+                "val": self.val_history[-1] if self.val_history else {}, "val_history": self.val_history,
+                "split_groups": self.sampler.split_groups}
 
     def validate(self) -> dict:
+        """Runs val_fn; the record (appended to validation.jsonl and val_history) is one point of the learning
+        curve: step, pairs seen, training seconds so far (validation time excluded) and every metric."""
         metrics = {}
+        train_seconds = self.tick()
         if self.dist.main:
             self.model.eval()
             with torch.no_grad():
                 metrics = dict(self.val_fn(self.model))
             self.model.train()
-            metrics = {"step": self.step, **metrics}
+            metrics = {"step": self.step, "pairs_seen": self.step * self.cfg.train.batch_size,
+                       "train_seconds": round(train_seconds, 1), **metrics}
             self.val_history.append(metrics)
             self.out_dir.mkdir(parents=True, exist_ok=True)
             with open(self.out_dir / "validation.jsonl", "a") as f:
@@ -420,6 +457,7 @@ class Trainer:
                 f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()), flush=True)
         if self.dist.world > 1:
             dist.barrier()
+        self._clock = time.perf_counter()  # the time spent validating is not training time
         return metrics
 
     # ---- checkpoints (no pickle: the train state is tensors in extra.safetensors)
@@ -469,7 +507,8 @@ class Trainer:
         self.epoch, self.index = int(extra["state.epoch"]), int(extra["state.index"])
         # checkpoints written before the field existed: their time is unknown, and so is the total
         self.train_seconds = float(extra.get("state.train_seconds", torch.tensor(float("nan"))))
-        self._batches = None if self.index == 0 else self.sampler.epoch(self.epoch)
+        self._in_use = self.sampler_at(max(self.step - 1, 0))  # the sampler that drew the last batch
+        self._batches = None if self.index == 0 else self._in_use.epoch(self.epoch)
         torch.set_rng_state(extra["rng.torch"])
         for name, param, _ in trainable_parameters(self.model):
             prefix = f"optim.{name}."
@@ -481,6 +520,11 @@ class Trainer:
             history = self.out_dir / "history.jsonl"
             if history.exists():
                 self.history = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+            curve = self.out_dir / "validation.jsonl"  # the learning curve up to the checkpoint's step
+            if curve.exists():
+                records = [json.loads(line) for line in curve.read_text().splitlines() if line.strip()]
+                self.val_history = [r for r in records if r.get("step", 0) <= self.step]
+                curve.write_text("".join(json.dumps(r) + "\n" for r in self.val_history))  # drop points past it
 
 
 def train(model: nn.Module, run_config: RunConfig, pairs_train: Sequence, val_fn=None, *,
@@ -610,16 +654,18 @@ def ship(model: nn.Module, path: str | Path, summary: dict, val_fn=None, dtype: 
     """Writes the compact inference checkpoint (floating-point weights in `dtype` on disk), reloads it and measures
     the validation metrics on the reloaded copy: those are the figures metrics.json reports. The end-of-training
     figures stay beside them (`validation_before_export`) with the largest difference (`export_shift`)."""
-    metrics = {"validation": summary.get("val", {}), "wall_time_s": summary["wall_time_s"],
+    metrics = {"validation": summary.get("val", {}), "curve": summary.get("val_history", []),
+               "wall_time_s": summary["wall_time_s"],
                "steps": summary["step"], "pairs_per_s": summary["pairs_per_s"], "command": summary.get("command", ""),
                "weights": f"{str(dtype or torch.float32).removeprefix('torch.')} on disk, float32 in memory"}
     path = ckpt.save_model(model, path, metrics=metrics, dtype=dtype)
     if val_fn is not None and summary.get("val"):
         loaded = ckpt.load_model(path).to(next(model.parameters()).device)  # same device, same kernels
         before = summary["val"]
-        after = {"step": before.get("step"), **val_fn(loaded)}
+        after = {k: before[k] for k in ("step", "pairs_seen", "train_seconds") if k in before} | val_fn(loaded)
         metrics["validation"], metrics["validation_before_export"] = after, before
         metrics["export_shift"] = max((abs(after[k] - v) for k, v in before.items()
-                                       if k != "step" and isinstance(v, (int, float)) and k in after), default=0.0)
+                                       if k not in ("step", "pairs_seen", "train_seconds")
+                                       and isinstance(v, (int, float)) and k in after), default=0.0)
         ckpt.write_json_atomic(Path(path) / ckpt.METRICS_FILE, metrics)
     return path

@@ -123,9 +123,15 @@ def grid_sincos(grid: int, width: int, rms: float) -> torch.Tensor:
 
 @register("fuselip")
 class FuseLIP(nn.Module):
+    # True for the released models (fuselip.pretrained): as in the reference code, every id 0 is padding, so the BPE
+    # token "!" (id 0) inside a text is hidden from attention too. This project's models find padding from eot only.
+    pad_id_is_padding = False
+
     def __init__(self, encoder: EncoderConfig, tokenizer: nn.Module, tokenizer_checkpoint: str = ""):
         """`tokenizer`: an image tokenizer module (GridTokenizer / TiTokTokenizer); it is frozen here."""
         super().__init__()
+        if encoder.mmm_reduction not in ("tokens", "sides"):
+            raise ValueError(f"encoder.mmm_reduction must be 'tokens' or 'sides', got {encoder.mmm_reduction!r}")
         if encoder.mmm_vocab not in ("full", "seen"):
             raise ValueError(f"encoder.mmm_vocab must be 'full' or 'seen', got {encoder.mmm_vocab!r}")
         if encoder.fusion not in ("early", "score"):
@@ -208,7 +214,8 @@ class FuseLIP(nn.Module):
         """(B, T) ids (already trimmed) -> h (B, T, D) before the final LayerNorm, keep (B, T), attentions.
 
         keep[b, t] is True for real tokens (up to and including the eot); the rest is padding. It is derived
-        from the eot position, not from `ids == PAD`, because the pad id 0 is also the BPE token "!".
+        from the eot position, not from `ids == PAD`, because the pad id 0 is also the BPE token "!" (the released
+        models, `pad_id_is_padding`, hide it as the reference does).
         table: read the token embeddings from these pre-gathered rows (training, see token_rows) instead.
         """
         B, T = ids.shape
@@ -218,6 +225,8 @@ class FuseLIP(nn.Module):
             raise ValueError(f"token ids must be in [0, {self.vocab_size}); got [{int(ids.min())}, {int(ids.max())}]")
         eot = vocab.eot_positions(ids)                                          # (B,)
         keep = torch.arange(T, device=ids.device)[None, :] <= eot[:, None]      # (B, T)
+        if self.pad_id_is_padding:
+            keep = keep & (ids != vocab.PAD)
         tokens = self.token_embedding(ids) if table is None else F.embedding(table.index[ids], table.rows)
         x = tokens + self.positional_embedding[:T]                              # (B, T, D)
         attentions = []
@@ -343,7 +352,8 @@ class FuseLIP(nn.Module):
         (left first, then right) taken at row `row_index[r]`: the engine sets these so that a DDP rank masks
         its rows exactly as a single process masks the same global batch.
         aux["mmm"] = (weight · Σ cross-entropy, number of masked tokens): the engine divides the sum by the
-        count (over all ranks).
+        count (over all ranks). With encoder.mmm_reduction="sides" (the reference code) each side has its own
+        mean: aux["mmm_left"] and aux["mmm_right"], about twice the weight of one mean over both sides.
         """
         left_ids = batch["left_ids"].to(self.device)
         right_ids = batch["right_ids"].to(self.device)
@@ -363,6 +373,8 @@ class FuseLIP(nn.Module):
         left, ce_left, n_left = self._side(left_ids, uniforms[0], table)
         right, ce_right, n_right = self._side(right_ids, uniforms[1], table)
         weight = self.config.mmm_weight
+        if self.config.mmm_reduction == "sides":  # the reference code: one mean per side, added
+            return left, right, {"mmm_left": (weight * ce_left, n_left), "mmm_right": (weight * ce_right, n_right)}
         return left, right, {"mmm": (weight * (ce_left + ce_right), n_left + n_right)}
 
     def token_cache(self):

@@ -92,3 +92,66 @@ def test_torchrun_two_processes_equal_one_process(tmp_path):
     assert single["loss.mmm"] > 0
     for key in single:
         torch.testing.assert_close(ddp[key].double(), single[key].double(), atol=1e-5, rtol=1e-5, msg=key)
+
+
+def test_duplicates_can_count_as_negatives():
+    """train.duplicates: identical right sides are positives of each other ("positive"), or only a row's own target
+    is ("negative", the reference code)."""
+    model = H.model()
+    pairs = H.pairs(12)
+    batch = model.collate(pairs[:8])
+    batch["right_key"][1] = batch["right_key"][0]  # pretend rows 0 and 1 share their target
+    left, right = torch.nn.functional.normalize(torch.randn(2, 8, 32), dim=-1)
+    model.forward_pairs = lambda batch, generator=None: (left, right, {})
+    from fuselip.losses import siglip_loss
+    for duplicates, extra in (("positive", True), ("negative", False)):
+        _, parts = engine.PairLoss(model, duplicates=duplicates)(batch)
+        positives = torch.eye(8, dtype=torch.bool)
+        positives[0, 1] = positives[1, 0] = extra
+        torch.testing.assert_close(parts["siglip"], siglip_loss(left, right, model.logit_scale, model.logit_bias,
+                                                                 positives))
+    with pytest.raises(ValueError, match="train.duplicates"):
+        engine.PairLoss(model, duplicates="ignore")
+
+
+def test_the_learning_curve_is_recorded_and_survives_a_resume(tmp_path):
+    """Every validation is a point of the curve: step, pairs seen, training seconds (validation excluded), metrics;
+    a resumed run keeps the points up to its checkpoint."""
+    cfg = H.run_config(steps=6, batch=8, val_every=2, checkpoint_every=2)
+    calls = []
+
+    def val_fn(model):
+        calls.append(1)
+        return {"mean/tgit": float(len(calls))}
+    engine.train(H.model(), cfg, H.pairs(20), val_fn, out_dir=tmp_path, progress=False, stop_at=4)
+    summary = engine.train(H.model(), cfg, H.pairs(20), val_fn, out_dir=tmp_path, progress=False, resume=True)
+    curve = summary["val_history"]
+    assert [p["step"] for p in curve] == [2, 4, 6]
+    assert [p["pairs_seen"] for p in curve] == [16, 32, 48]
+    seconds = [p["train_seconds"] for p in curve]
+    assert seconds == sorted(seconds) and seconds[0] >= 0
+    lines = (tmp_path / "validation.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # the first run's validation at step 4 is not repeated
+
+
+def test_curriculum_first_phase_draws_only_the_named_pairs_and_resumes_exactly(tmp_path):
+    pairs = H.pairs(40)  # captions and transformations
+    cfg = H.run_config(steps=8, batch=8)
+    cfg.data.curriculum_first, cfg.data.curriculum_until = ["caption"], 0.5
+    trainer = engine.Trainer(H.model(), cfg, pairs, out_dir=tmp_path / "t", progress=False)
+    drawn = []
+    for step in range(8):
+        trainer.step = step
+        drawn.append({pairs[i].task for i in trainer.next_batch_indices()})
+    assert all(tasks == {"caption"} for tasks in drawn[:4])
+    assert any(tasks != {"caption"} for tasks in drawn[4:])
+    straight = H.model()
+    engine.train(straight, cfg, pairs, out_dir=tmp_path / "a", progress=False)
+    engine.train(H.model(), cfg, pairs, out_dir=tmp_path / "b", progress=False, stop_at=4)  # stops at the switch
+    resumed = H.model(seed=3)
+    engine.train(resumed, cfg, pairs, out_dir=tmp_path / "b", progress=False, resume=True)
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    cfg.data.curriculum_first = ["emoji"]
+    with pytest.raises(ValueError, match="curriculum_first"):
+        engine.Trainer(H.model(), cfg, pairs, out_dir=tmp_path / "c", progress=False)

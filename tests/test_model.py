@@ -253,3 +253,21 @@ def test_score_fusion_trains_with_the_masks_of_early_fusion():
         sot_draw = uniform.gather(1, vocab.is_image(ids).sum(1, keepdim=True))[:, 0]  # (B,)
         extra += int((has_image & has_text & (sot_draw < 0.3)).sum())
     assert counts["score"] == counts["early"] + extra and counts["early"] > 0
+
+
+def test_mmm_per_side_means_are_the_reference_reduction():
+    """encoder.mmm_reduction="sides": one mean per side, added (the reference code) = the same masked cross-entropies
+    as "tokens", reduced differently."""
+    pairs = H.pairs(6)
+    outs = {}
+    for reduction in ("tokens", "sides"):
+        m = H.model(mmm_reduction=reduction).train()
+        batch = collate_pairs(pairs, m.token_cache(), m.config.context_length)
+        outs[reduction] = m.forward_pairs(batch, torch.Generator().manual_seed(0))[2]
+    (total, count), = outs["tokens"].values()
+    (left_sum, left_n), (right_sum, right_n) = outs["sides"]["mmm_left"], outs["sides"]["mmm_right"]
+    torch.testing.assert_close(left_sum + right_sum, total)
+    assert left_n + right_n == count and left_n > 0 and right_n > 0
+    assert left_sum / left_n + right_sum / right_n > total / count  # about twice the weight of one mean
+    with pytest.raises(ValueError, match="mmm_reduction"):
+        H.model(mmm_reduction="mean")

@@ -328,19 +328,68 @@ def _position_group(world, rng, split, data):
 
 
 def _tgit_group(world, rng, split, data):
-    """Up to `size` transformations of ONE kind of one image: the in-batch hard negatives are then the
-    candidates evaluation ranks (the other crops, the other angles, the other flip, the other jitters), so
-    the instruction is what tells them apart. Mixed-kind groups almost never put two crops of one image
-    side by side, and the fine kinds (crop, rotate) stayed at chance."""
-    size = data.group_size
+    """Transformations of ONE kind of one image, so that the in-batch hard negatives are the candidates evaluation
+    ranks and the instruction is what tells them apart (mixed-kind groups almost never put two crops of one image
+    side by side). How many, by `data.tgit_groups` (tgit_instructions):
+      "sampled"    up to `group_size` instructions of the kind, all from the original image;
+      "full"       every evaluation candidate of the kind is a target: 9 crops, 18 rotations, 10 jitters, grayscale
+                   and colorize, and the flips asked of each of the four flip images (x, hx, vx, hvx), so the
+                   unchanged image and the double flip are targets too and "copy the input" is always wrong;
+      "reference"  the reference code's groups (shared/PAPER.md): crop 9, rotate 3, jitter 3, the four flip pairs
+                   (x -> hx, hx -> x, x -> vx, vx -> x), colour 2, kinds drawn with weights 2/1/1/2/1 per pair."""
     scene = world.sample_scene(rng, split)
     image = world.render(scene)
     fill = world.config.background
     triples = []
-    for t in tgit.sample_of_kind(rng, rng.choice(tgit.KINDS), size):
-        left, right = tgit.make_pair(image, t, fill)
+    for query, t in tgit_instructions(image, rng, data.tgit_groups, data.group_size, fill):
+        left, right = tgit.make_pair(query, t, fill)
         triples.append((Side(left, t.text), _image(right), t.kind))
-    return _distinct_rights(triples, size)
+    if data.tgit_groups == "sampled":
+        return _distinct_rights(triples, data.group_size)
+    return _distinct_pairs(triples)
+
+
+TGIT_GROUPS = ("sampled", "full", "reference")
+# the reference's kind weights, divided by the pairs each kind's group yields (PAPER.md "TGIT training groups")
+REFERENCE_KIND_WEIGHTS = {"crop": 2 / 9, "rotate": 1 / 3, "jitter": 1 / 3, "flip": 2 / 4, "colour": 1 / 2}
+
+
+def tgit_instructions(image: np.ndarray, rng: random.Random, mode: str, group_size: int, fill
+                      ) -> list[tuple[np.ndarray, tgit.Transform]]:
+    """(query image, instruction) of one TGIT training group (see _tgit_group). A flip's query may be a flipped
+    image; every other query is `image` (colorize: its gray version is made by tgit.make_pair)."""
+    if mode not in TGIT_GROUPS:
+        raise ValueError(f"data.tgit_groups must be one of {TGIT_GROUPS}, got {mode!r}")
+    if mode == "reference":
+        kind = rng.choices(list(REFERENCE_KIND_WEIGHTS), weights=list(REFERENCE_KIND_WEIGHTS.values()))[0]
+    else:
+        kind = rng.choice(tgit.KINDS)
+    if mode == "sampled":
+        return [(image, t) for t in tgit.sample_of_kind(rng, kind, group_size)]
+    flips = tgit.all_of_kind("flip")
+    if kind == "flip":
+        h, v = flips
+        if mode == "reference":  # x -> hx, hx -> x, x -> vx, vx -> x
+            return [(image, h), (tgit.apply(image, h, fill), h), (image, v), (tgit.apply(image, v, fill), v)]
+        queries = [image, tgit.apply(image, h, fill), tgit.apply(image, v, fill),
+                   tgit.apply(tgit.apply(image, h, fill), v, fill)]
+        return [(q, f) for q in queries for f in flips]
+    if kind in ("crop", "colour") or (kind == "rotate" and mode == "full"):
+        return [(image, t) for t in tgit.all_of_kind(kind)]
+    n = tgit.EVAL_COUNTS[kind] if mode == "full" else 3   # jitter (full: 10), rotate/jitter (reference: 3)
+    return [(image, t) for t in tgit.sample_of_kind(rng, kind, n)]
+
+
+def _distinct_pairs(triples: list[tuple[Side, Side, str]]) -> list[tuple[Side, Side, str]]:
+    """Drop pairs identical to an earlier one (query and target), e.g. the flips of a symmetric scene. Pairs that
+    share only their target stay: identical targets are positives of each other in the loss."""
+    seen, out = set(), []
+    for t in triples:
+        k = (t[0].key(), t[1].key())
+        if k not in seen:
+            seen.add(k)
+            out.append(t)
+    return out
 
 
 def _edit_group(world, rng, split, data):
@@ -491,6 +540,8 @@ def check_data_config(data: DataConfig) -> None:
                          f"{data.crop_location_queries}")
     if data.group_size < 1:
         raise ValueError(f"data.group_size must be at least 1, got {data.group_size}")
+    if data.tgit_groups not in TGIT_GROUPS:
+        raise ValueError(f"data.tgit_groups must be one of {TGIT_GROUPS}, got {data.tgit_groups!r}")
 
 
 def sample_pairs(data: DataConfig, split: str, n: int, seed: int) -> list[Pair]:

@@ -1,6 +1,7 @@
 """Discrete image tokenizers: an image becomes N integer codes, and codes become an image again.
 
-    build_tokenizer(TokenizerConfig) -> GridTokenizer (2-D VQ-VAE) | TiTokTokenizer (1-D, TiTok-style)
+    build_tokenizer(TokenizerConfig) -> GridTokenizer (2-D VQ-VAE) | PatchTokenizer (k-means codes of pixel patches)
+                                      | TiTokTokenizer (1-D, TiTok-style)
     tok.encode(x (B, 3, S, S) in [0, 1]) -> (B, N) codes;  tok.decode(codes) -> images;  tok(x) -> (recon, codes, losses)
 
 Both are checkpoint kinds ("tokenizer-grid", "tokenizer-titok"), so `fuselip.load_model(folder)` loads them.
@@ -8,11 +9,12 @@ Both are checkpoint kinds ("tokenizer-grid", "tokenizer-titok"), so `fuselip.loa
 from fuselip.config import TokenizerConfig
 from fuselip.tokenizers.base import ImageTokenizer
 from fuselip.tokenizers.grid import GridTokenizer
+from fuselip.tokenizers.patch import PatchTokenizer
 from fuselip.tokenizers.influence import influence_maps
 from fuselip.tokenizers.quantizer import VectorQuantizer, codebook_stats
 from fuselip.tokenizers.titok import TiTokTokenizer
 
-KINDS = {"grid": GridTokenizer, "titok": TiTokTokenizer}
+KINDS = {"grid": GridTokenizer, "patch": PatchTokenizer, "titok": TiTokTokenizer}
 
 
 def build_tokenizer(config: TokenizerConfig) -> ImageTokenizer:
@@ -21,5 +23,5 @@ def build_tokenizer(config: TokenizerConfig) -> ImageTokenizer:
     return KINDS[config.kind](config)
 
 
-__all__ = ["build_tokenizer", "ImageTokenizer", "GridTokenizer", "TiTokTokenizer", "VectorQuantizer",
+__all__ = ["build_tokenizer", "ImageTokenizer", "GridTokenizer", "PatchTokenizer", "TiTokTokenizer", "VectorQuantizer",
            "codebook_stats", "influence_maps", "KINDS"]

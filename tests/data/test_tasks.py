@@ -368,3 +368,51 @@ def test_crop_groups_can_name_objects_by_their_cell():
     assert not any(p.left.text.startswith("the object in the ") for p in plain)
     with pytest.raises(ValueError, match="crop_location_queries"):
         sample_pairs(DataConfig(task_weights={"crop": 1.0}, crop_location_queries=1.5), "train", 4, seed=0)
+
+
+@pytest.mark.parametrize("world_name", WORLDS)
+def test_full_tgit_groups_hold_every_evaluation_candidate_as_a_target(world_name):
+    """data.tgit_groups="full": a group's targets are exactly the images evaluation ranks for its kind (flip: the
+    unchanged image and the double flip too), so nothing in evaluation is a negative that training never showed."""
+    world = make_world(world_name)
+    config = DataConfig(tgit_groups="full")
+    from fuselip.data.tasks import _tgit_group
+    rng, seen = random.Random(0), set()
+    while seen != set(tgit.KINDS):
+        group = _tgit_group(world, rng, "train", config)
+        kind = group[0][2]
+        seen.add(kind)
+        assert {t[2] for t in group} == {kind}
+        source = group[0][0].image if kind != "colour" else next(t for t in group if t[0].text == "grayscale")[0].image
+        targets = {image_key(t[1].image) for t in group}
+        if kind in ("crop", "rotate", "flip"):
+            _, _, candidates = tgit.eval_candidates(source, kind, random.Random(1), world.config.background)
+            assert targets == {image_key(c) for c in candidates}, kind
+        expected = {"crop": 9, "rotate": 18, "jitter": 10, "colour": 2}.get(kind)
+        if expected is not None:
+            assert len(targets) == expected or kind == "crop", kind  # identical (blank) crops are dropped
+        if kind == "flip":
+            assert image_key(source) in targets  # "copy the input" is a wrong answer the batch shows
+            assert len(group) == len({(t[0].key(), t[1].key()) for t in group})  # no pair twice
+
+
+def test_reference_tgit_groups_follow_the_reference_code():
+    world = make_world("shapes")
+    from fuselip.data.tasks import _tgit_group
+    rng, sizes, counts = random.Random(0), {}, Counter()
+    for _ in range(400):
+        group = _tgit_group(world, rng, "train", DataConfig(tgit_groups="reference"))
+        kind = group[0][2]
+        counts[kind] += 1
+        sizes.setdefault(kind, set()).add(len(group))
+        if kind == "flip":  # x -> hx, hx -> x, x -> vx, vx -> x: the unchanged image is a target
+            assert image_key(group[0][0].image) in {image_key(t[1].image) for t in group}
+    assert max(sizes["crop"]) == 9 and sizes["rotate"] == {3} and sizes["jitter"] == {3} and sizes["colour"] == {2}
+    assert max(sizes["flip"]) == 4
+    # kinds drawn with weights 2/9, 1/3, 1/3, 2/4, 1/2 (crop, rotate, jitter, flip, colour)
+    assert counts["flip"] > counts["rotate"] > counts["crop"]
+
+
+def test_unknown_tgit_group_mode_is_named():
+    with pytest.raises(ValueError, match="tgit_groups"):
+        sample_pairs(DataConfig(tgit_groups="all"), "train", 10, seed=0)

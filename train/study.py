@@ -1,0 +1,146 @@
+"""The recipe study of FuseLIP-tiny: each factor changed alone from a base recipe, measured as learning curves.
+
+    python train/study.py --list                          # the runs and what each changes
+    python train/study.py base tgit-full --parallel 2     # train them (1 thread each when 2 run at once)
+    python train/study.py tgit-full --steps 1500          # a longer run of a promising factor
+
+Every run is `train/train_fuselip.py --preset tiny` with the study's budget (`--steps` of batch 128, one epoch of
+fresh pairs, validation on `--val-items` items per task and world every `--val-every` steps) plus the run's own
+overrides, in runs/study/<steps>/<run>/ (resumable: an interrupted run continues with the same command). When a
+run ends its learning curve (step, pairs seen, training seconds, every validation metric), the overrides and the
+exact command are written to docs/results/study/<steps>/<run>.json; `python -m fuselip.plots curves` draws them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results" / "study"
+
+# run name -> (what it changes, the overrides on top of the base recipe)
+STUDY: dict[str, tuple[str, list[str]]] = {
+    "base": ("the shipped recipe", []),
+    # TGIT hard-negative groups
+    "tgit-full": ("TGIT groups hold every evaluation candidate of their kind as a target",
+                  ["--data.tgit_groups=full"]),
+    "tgit-reference": ("TGIT groups as the reference code builds them", ["--data.tgit_groups=reference"]),
+    # the reference code's training differences
+    "mmm-sides": ("MMM loss: one mean per side (the reference)", ["--encoder.mmm_reduction=sides"]),
+    "wd-1": ("weight decay 1.0 (the reference, CC3M)", ["--train.weight_decay=1.0"]),
+    "dup-negatives": ("identical right sides count as negatives (the reference)",
+                      ["--train.duplicates=negative"]),
+    # image tokens
+    "tokens-patch": ("k-means codes of non-overlapping 8x8 pixel patches (1024 codes) instead of the VQ-VAE grid",
+                     ["--preset", "tiny-patch", "--tokenizer_checkpoint=runs/tokenizer-patch-tiny"]),
+    "tokens-patch-512": ("k-means patch codes, 512 codes",
+                         ["--preset", "tiny-patch", "--tokenizer_checkpoint=runs/tokenizer-patch-tiny-512"]),
+    # optimisation
+    "lr-2e-3": ("learning rate 2e-3", ["--train.lr=0.002"]),
+    "lr-5e-4": ("learning rate 5e-4", ["--train.lr=0.0005"]),
+    "warmup-25": ("warm-up 25 steps", ["--train.warmup_steps=25"]),
+    "batch-64": ("batch 64 (same pairs: twice the steps)", ["--train.batch_size=64", "@steps*2"]),
+    "batch-256": ("batch 256 (same pairs: half the steps)", ["--train.batch_size=256", "@steps/2"]),
+    "scale-30": ("SigLIP logit scale starts at ln 30 instead of ln 10",
+                 ["--encoder.init_logit_scale=3.4011973816621555"]),
+    # architecture at equal FLOPs
+    "deep-8x184": ("8 layers of width 184 (about the FLOPs of 4 x 256)",
+                   ["--encoder.width=184", "--encoder.layers=8"]),
+    # task mixture
+    "mix-fused": ("a mixture weighted towards the fused tasks",
+                  ['--data.task_weights={"caption": 0.15, "tgit": 0.4, "vqa": 0.1, "crop": 0.05, '
+                   '"position": 0.25, "edit": 0.05}']),
+    # curriculum
+    "curriculum-shapes": ("ShapesWorld alone for the first 30 % of the steps, then both worlds",
+                          ['--data.curriculum_first=["shapes"]', "--data.curriculum_until=0.3"]),
+    "curriculum-captions": ("captions alone for the first 20 % of the steps, then every task",
+                            ['--data.curriculum_first=["caption"]', "--data.curriculum_until=0.2"]),
+    "group-9": ("hard-negative groups of up to 9 (VQA, edits, sampled TGIT)", ["--data.group_size=9"]),
+}
+
+
+def run_dir(name: str, steps: int) -> Path:
+    return ROOT / "runs" / "study" / str(steps) / name
+
+
+def command(name: str, steps: int, val_every: int, val_items: int, threads: int, batch: int = 128) -> list[str]:
+    """The training command of one study run (the base budget, then the run's overrides)."""
+    overrides = list(STUDY[name][1])
+    preset = "tiny"
+    if "--preset" in overrides:
+        i = overrides.index("--preset")
+        preset = overrides[i + 1]
+        del overrides[i:i + 2]
+    run_steps = steps
+    for o in [o for o in overrides if o.startswith("@")]:  # "@steps*2": same pairs at another batch size
+        run_steps = int(eval(o[1:], {}, {"steps": steps}))  # noqa: S307 (our own table)
+        overrides.remove(o)
+    ratio = run_steps / steps
+    return [sys.executable, "train/train_fuselip.py", "--preset", preset,
+            f"--train.out_dir={run_dir(name, steps).relative_to(ROOT)}", "--resume",
+            f"--train.steps={run_steps}", f"--train.val_every={round(val_every * ratio)}",
+            f"--train.checkpoint_every={round(val_every * ratio)}", f"--train.warmup_steps={round(100 * ratio)}",
+            f"--data.train_pairs={steps * batch}", f"--data.val_items={val_items}", f"--train.threads={threads}",
+            *overrides]
+
+
+def record(name: str, steps: int, cmd: list[str]) -> Path:
+    """docs/results/study/<steps>/<name>.json from the finished run."""
+    folder = run_dir(name, steps)
+    curve = [json.loads(line) for line in (folder / "validation.jsonl").read_text().splitlines() if line.strip()]
+    summary = json.loads((folder / "summary.json").read_text())
+    out = RESULTS / str(steps) / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = {"name": name, "changes": STUDY[name][0], "overrides": STUDY[name][1],
+            "command": shlex.join(["python"] + cmd[1:]), "pairs_per_s": summary["pairs_per_s"],
+            "wall_time_s": summary["wall_time_s"], "curve": curve}
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", help="run names (see --list)")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--steps", type=int, default=600, help="steps of batch 128 (default 600 = 76,800 pairs)")
+    parser.add_argument("--val-every", type=int, default=100)
+    parser.add_argument("--val-items", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=1, help="runs at once (each gets 2 // parallel threads)")
+    args = parser.parse_args(argv)
+    if args.list or not args.runs:
+        for name, (changes, overrides) in STUDY.items():
+            print(f"{name:18s} {changes}  {' '.join(overrides)}")
+        return
+    unknown = [r for r in args.runs if r not in STUDY]
+    if unknown:
+        parser.error(f"unknown run(s) {', '.join(unknown)}; see --list")
+    threads = max(1, 2 // args.parallel)
+    queue, running = list(args.runs), []
+    while queue or running:
+        while queue and len(running) < args.parallel:
+            name = queue.pop(0)
+            cmd = command(name, args.steps, args.val_every, args.val_items, threads)
+            folder = run_dir(name, args.steps)
+            folder.mkdir(parents=True, exist_ok=True)
+            log = open(folder / "train.log", "a")
+            print(f"start {name}: {shlex.join(cmd[1:])}", flush=True)
+            running.append((name, cmd, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))
+        time.sleep(5)
+        for entry in list(running):
+            name, cmd, proc = entry
+            if proc.poll() is not None:
+                running.remove(entry)
+                if proc.returncode == 0:
+                    print(f"done {name}: {record(name, args.steps, cmd).relative_to(ROOT)}", flush=True)
+                else:
+                    print(f"FAILED {name} (exit {proc.returncode}): see {run_dir(name, args.steps)}/train.log",
+                          flush=True)
+
+
+if __name__ == "__main__":
+    main()
