@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # torch + torchvision as one pinned pair (open_clip needs torchvision); override for another machine.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 CHROMIUM ?= /usr/bin/chromium
+# `make app MODEL=chs20/FuseLIP-B-CC3M-MM` (or a folder) adds a released model; DOWNLOAD=1 lets it be fetched.
+MODEL ?= $(FUSELIP_MODEL)
+DOWNLOAD ?= $(or $(FUSELIP_DOWNLOAD),0)
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONHASHSEED := 0
 
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[app,notebooks,dev]'
+	$(BIN)/pip install -q -e '.[app,notebooks,dev,hub]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,7 +46,7 @@ test-notebooks: install
 	$(BIN)/python -m pytest -q --nbval --nbval-current-env notebooks
 
 app: install
-	$(BIN)/python -m app
+	FUSELIP_MODEL="$(MODEL)" FUSELIP_DOWNLOAD="$(DOWNLOAD)" $(BIN)/python -m app
 
 notebooks: install
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks

@@ -127,7 +127,8 @@ def build(demo: Demo) -> gr.Blocks:
 def _tokens_tab(demo: Demo) -> None:
     gr.Markdown("A discrete tokenizer turns the image into integer codes. **Grid** (VQ-VAE): one code per "
                 "8×8-pixel cell. **TiTok**: 32 tokens not tied to a region; the influence maps show which pixels "
-                "each token changes when it is replaced.")
+                "each token changes when it is replaced. A **released** TiTok (`FUSELIP_MODEL`): 128 tokens of a "
+                "256-px image; its maps show where each token reads from.")
     names = demo.tokenizer_names()
     with gr.Row():
         with gr.Column(scale=1):
@@ -145,7 +146,8 @@ def _tokens_tab(demo: Demo) -> None:
                 recon = picture("reconstruction (decode)", height=310)
                 highlight = picture("tokens with the selected code", height=310)
             code = gr.Dropdown([], label="highlight a code", allow_custom_value=False)
-            influence = gr.Gallery(label="TiTok: influence of each token (pixels it changes when replaced)",
+            influence = gr.Gallery(label="TiTok: one map per token (pixels it changes when replaced; released "
+                                         "TiTok: where it reads from)",
                                    columns=8, height=300, format="png", visible=False)
 
     @guarded

@@ -9,11 +9,22 @@ Prints the cold start (target ≤ 15 s), p50/p90 per endpoint for the server and
 line `p50_ms=N`: the larger of the two server p50s (attention, retrieval), target ≤ 500 ms on the tiny models.
 
     .venv/bin/python benchmarks/app_latency.py [--requests 30] [--cold-starts 1]
+
+A released model (fuselip.pretrained; docs/pretrained.md): `--released PATH_OR_NAME`, or `--released-random base`
+(a FuseLIP-B-shaped folder in the release format with random weights, written to a temporary folder and deleted
+afterwards: the timing of the real FuseLIP-B, none of its meaning). The server then shows it (FUSELIP_MODEL) and the
+timed request is a fused query (image + instruction) through its attention tab: the 256-px image squashed, tokenized
+by the official TiTok (every request has new pixels, so the tokenizer always runs), FuseLIP with attention kept, the
+token maps. Anchors: the same Demo call in-process, and the bare fused embedding `model.encode(images, texts)`.
+Target ≤ 1,000 ms; the LAST line is `p50_ms=N` of the server attention request.
+
+    .venv/bin/python benchmarks/app_latency.py --released-random base [--requests 20]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -33,9 +44,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, log: Path) -> tuple[subprocess.Popen, float, str]:
+def start_server(port: int, log: Path, released: str = "") -> tuple[subprocess.Popen, float, str]:
     """Starts `python -m app`; returns (process, seconds until the page answers HTTP 200, url)."""
-    env = dict(os.environ, FUSELIP_APP_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    env = dict(os.environ, FUSELIP_APP_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", FUSELIP_MODEL=released)
     started = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=out,
@@ -70,7 +81,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=30, help="timed requests per endpoint")
     parser.add_argument("--cold-starts", type=int, default=1, help="extra cold starts before the timed server's")
+    parser.add_argument("--released", default="", help="a released FuseLIP (folder or cached Hugging Face name): time "
+                                                       "a fused query through it instead")
+    parser.add_argument("--released-random", choices=("small", "base"), default="",
+                        help="time a FuseLIP-S/B-shaped release with random weights (written to a temporary folder)")
     args = parser.parse_args()
+    if args.released or args.released_random:
+        return released_main(args)
 
     from PIL import Image
 
@@ -152,6 +169,90 @@ def main() -> None:
         print(f"server overhead, {kind}: server p50 ÷ in-process p50 = "
               f"{p50['server ' + kind] / p50['in-process ' + kind]:.2f}")
     print(f"p50_ms={max(p50['server attention'], p50['server retrieval']):.0f}")
+
+
+def distinct_image(image, i: int, row: int = 0):
+    """The example image with pixel (row, 0) set from `i`: new pixels per request, so no cache holds its tokens."""
+    image = image.copy()
+    image[row, 0] = (i % 256, (i // 256) % 256, 7)
+    return image
+
+
+def released_main(args) -> None:
+    """Time a fused query through a released model's attention tab (module docstring)."""
+    from PIL import Image
+    workdir = Path(tempfile.mkdtemp(prefix="fuselip-latency-"))
+    try:
+        source = args.released
+        if args.released_random:
+            from fuselip.pretrained import write_random_release
+            t0 = time.perf_counter()
+            source = str(write_random_release(workdir / f"random-{args.released_random}", args.released_random))
+            print(f"wrote a random {args.released_random} release in {time.perf_counter() - t0:.1f} s", flush=True)
+
+        import torch
+        from gradio_client import Client, handle_file
+        from fuselip.demo import Demo, DemoConfig
+        config = DemoConfig.from_env()
+        config.released = (source,)
+        torch.set_num_threads(config.threads)
+        demo = Demo(config)
+        model = demo.fuselip_names()[0]  # the released one comes first
+        examples = demo.benchmark.attention_examples()
+        inputs = []  # (file for the server, array for in-process, text); every image distinct
+        for i in range(args.requests + 1):
+            e = examples[i % len(examples)]
+            path = workdir / f"q{i}.png"
+            Image.fromarray(distinct_image(e.image, i)).save(path)
+            inputs.append((path, distinct_image(e.image, 10_000 + i), e.text))
+
+        process, seconds, url = start_server(free_port(), workdir / "server.log", released=source)
+        print(f"cold start of `python -m app` to serving: {seconds:.1f} s (the released model loads in the "
+              f"background)", flush=True)
+        try:
+            client = Client(url, verbose=False, download_files=False)
+
+            def server_attention(x):
+                client.predict(model, handle_file(str(x[0])), x[2], "mean", "mean", None, api_name="/attention")
+
+            def local_attention(x):
+                demo.attention(model, x[1], x[2])
+
+            released = demo.registry.get(model)
+
+            def local_encode(x):  # the bare fused embedding, tokenizer included (new pixels again)
+                released.encode(images=[distinct_image(x[1], next(fresh), row=1)], texts=[x[2]])
+
+            fresh = iter(range(20_000, 30_000))
+
+            t0 = time.perf_counter()
+            for fn in (server_attention, local_attention, local_encode):  # loads the model on both sides
+                fn(inputs[-1])
+            client.predict(handle_file(str(inputs[-1][0])), inputs[-1][2], "benchmark images", 5,
+                           "", api_name="/retrieve")  # waits for the server's background warm-up to finish
+            print(f"warm-up (model loads, galleries of the tiny models) {time.perf_counter() - t0:.1f} s", flush=True)
+            plan = (("server attention (released)", server_attention), ("in-process attention", local_attention),
+                    ("in-process encode (fused)", local_encode))
+            timings = {name: [] for name, _ in plan}
+            load_before = os.getloadavg()[0]
+            for x in inputs[:-1]:
+                for name, fn in plan:
+                    t0 = time.perf_counter()
+                    fn(x)
+                    timings[name].append(time.perf_counter() - t0)
+        finally:
+            stop(process)
+        print(f"{args.requests} distinct fused queries, torch threads {config.threads}, model: "
+              f"{released.describe()}")
+        print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} "
+              f"after the timed requests (other jobs slow every figure alike)")
+        p50 = {}
+        for name, times in timings.items():
+            p50[name], p90 = percentiles(times)
+            print(f"{name:>28}: p50 {p50[name]:7.1f} ms   p90 {p90:7.1f} ms")
+        print(f"p50_ms={p50['server attention (released)']:.0f}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

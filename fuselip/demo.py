@@ -33,9 +33,11 @@ import torch
 
 from fuselip import checkpoint, viz
 from fuselip.data.types import EvalItem, Side, image_key
-from fuselip.images import ImageError, open_image, preprocess
+from fuselip.images import ImageError, open_image, preprocess, squash
 
 CHECKPOINTS_ENV = "FUSELIP_CHECKPOINTS"
+MODEL_ENV = "FUSELIP_MODEL"                  # released models to show too (fuselip.pretrained), comma-separated
+DOWNLOAD_ENV = "FUSELIP_DOWNLOAD"            # "1": a released model missing from the Hugging Face cache is downloaded
 UNTRAINED_ENV = "FUSELIP_UNTRAINED"          # "0": no untrained stand-ins for missing checkpoints
 THREADS_ENV = "FUSELIP_APP_THREADS"
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -64,14 +66,20 @@ class DemoConfig:
     max_folder_images: int = 5000       # a user gallery folder is read up to this many images
     probe_cache: int = 32               # attention runs kept in memory (changing layer/head/token is free)
     threads: int = 1                    # torch threads for the app (tiny models: more threads only contend)
+    released: tuple[str, ...] = ()      # released models (folders or Hugging Face names) for the tokens and
+                                        # attention tabs; the retrieval and VQA columns keep the tiny models
+    download: bool = False              # fetch a released model that is not in the Hugging Face cache
+    released_bf16: bool = True          # the released TiTok encodes under bf16 autocast (~2x faster on CPU)
 
     def checkpoint_dir(self) -> Path:
         return Path(self.checkpoints or os.environ.get(CHECKPOINTS_ENV) or DEFAULT_CHECKPOINTS)
 
     @classmethod
     def from_env(cls) -> "DemoConfig":
+        released = tuple(n.strip() for n in os.environ.get(MODEL_ENV, "").split(",") if n.strip())
         return cls(untrained_fallback=os.environ.get(UNTRAINED_ENV, "1") != "0",
-                   threads=int(os.environ.get(THREADS_ENV) or cls.threads))
+                   threads=int(os.environ.get(THREADS_ENV) or cls.threads), released=released,
+                   download=os.environ.get(DOWNLOAD_ENV, "0") == "1")
 
 
 class DemoError(ValueError):
@@ -82,8 +90,11 @@ class DemoError(ValueError):
 # user input: images and texts
 
 
-def read_image(source, size: int) -> tuple[np.ndarray | None, list[str]]:
-    """Anything image-like (path, file payload dict, PIL, array) or None -> ((size, size, 3) uint8, notes)."""
+def read_image(source, size: int, resize: str = "crop") -> tuple[np.ndarray | None, list[str]]:
+    """Anything image-like (path, file payload dict, PIL, array) or None -> ((size, size, 3) uint8, notes).
+
+    resize: "crop" (this project's models: shorter side to `size`, centre square) or "squash" (the released models:
+    the whole image resized to size×size, fuselip.images.squash)."""
     if source is None:
         return None, []
     name = None
@@ -95,8 +106,8 @@ def read_image(source, size: int) -> tuple[np.ndarray | None, list[str]]:
     name = name or (Path(source).name if isinstance(source, (str, Path)) else "the image")
     try:
         raw = open_image(source)
-        notes = describe_image(raw, size)
-        array = preprocess(raw, size)
+        notes = describe_image(raw, size, resize)
+        array = squash(raw, size) if resize == "squash" else preprocess(raw, size)
     except ImageError as e:
         message = str(e).replace(str(source), name) if isinstance(source, (str, Path)) else str(e)
         raise DemoError(f"Could not use the uploaded file: {message}") from None
@@ -105,7 +116,7 @@ def read_image(source, size: int) -> tuple[np.ndarray | None, list[str]]:
     return array, notes
 
 
-def describe_image(image, size: int) -> list[str]:
+def describe_image(image, size: int, resize: str = "crop") -> list[str]:
     """What preprocessing will do to an image that is not already a size×size RGB picture."""
     notes = []
     w, h = image.size
@@ -121,7 +132,8 @@ def describe_image(image, size: int) -> list[str]:
     elif max(w, h) > 8 * size:
         notes.append(f"The image is large ({w}×{h}): the models see it shrunk to {size}×{size}.")
     if w != h and w * h > 1:
-        notes.append(f"The image is not square ({w}×{h}): its centre square was kept.")
+        notes.append(f"The image is not square ({w}×{h}): " + ("it was squashed to a square, as the released model "
+                     "saw its training images." if resize == "squash" else "its centre square was kept."))
     return notes
 
 
@@ -172,7 +184,8 @@ def context_note(text: str, room: int, what: str) -> list[str]:
 # models: every checkpoint loaded once, untrained stand-ins for missing ones
 
 ROLES = {"tokenizer-grid": "tokenizer", "tokenizer-titok": "tokenizer", "fuselip": "fuselip",
-         "siglip-sf": "late", "siglip-mlf": "late"}
+         "siglip-sf": "late", "siglip-mlf": "late",
+         "released-fuselip": "fuselip", "released-tokenizer": "tokenizer"}  # fuselip.pretrained, by FUSELIP_MODEL
 # name of the untrained stand-in per kind, and the preset it is built from (family, name)
 STAND_INS = {"tokenizer-grid": ("tokenizer-grid-tiny", ("tokenizer", "tiny-grid")),
              "tokenizer-titok": ("tokenizer-titok-tiny", ("tokenizer", "tiny-titok")),
@@ -180,7 +193,8 @@ STAND_INS = {"tokenizer-grid": ("tokenizer-grid-tiny", ("tokenizer", "tiny-grid"
              "siglip-sf": ("siglip-sf-tiny", ("baseline", "tiny-sf")),
              "siglip-mlf": ("siglip-mlf-tiny", ("baseline", "tiny-mlf"))}
 MODEL_LABELS = {"fuselip": "FuseLIP", "siglip-sf": "SigLIP SF", "siglip-mlf": "SigLIP MLF",
-                "tokenizer-grid": "grid VQ-VAE", "tokenizer-titok": "TiTok"}
+                "tokenizer-grid": "grid VQ-VAE", "tokenizer-titok": "TiTok",
+                "released-fuselip": "released FuseLIP", "released-tokenizer": "released TiTok"}
 
 
 @dataclass
@@ -189,12 +203,13 @@ class Entry:
     kind: str                  # checkpoint kind (fuselip/checkpoint.py)
     path: Path | None          # None for an untrained stand-in
     model: object = None
+    source: str = ""           # a released model's folder or Hugging Face name (fuselip.pretrained)
     error: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def trained(self) -> bool:
-        return self.path is not None
+        return self.path is not None or bool(self.source)
 
     @property
     def label(self) -> str:
@@ -202,7 +217,8 @@ class Entry:
 
 
 class Registry:
-    """Finds checkpoint folders (reading only their config.json) and loads each model on first use, once."""
+    """Finds checkpoint folders (reading only their config.json) and loads each model on first use, once; adds the
+    released models of `config.released` (FUSELIP_MODEL, fuselip.pretrained) for the tokens and attention tabs."""
 
     def __init__(self, config: DemoConfig):
         self.config = config
@@ -219,11 +235,25 @@ class Registry:
             else:
                 why = "no readable config.json" if kind is None else f"kind {kind!r}"
                 self.skipped.append(f"`{folder.name}` ({why})")
+        for source in config.released:
+            self._add_released(source)
         for kind, (name, _) in STAND_INS.items():
             if not any(e.kind == kind for e in self.entries.values()):
                 self.missing.append(f"{kind} ({name})")
                 if config.untrained_fallback:
                     self.entries[name + " (untrained)"] = Entry(name, kind, None)
+
+    def _add_released(self, source: str) -> None:
+        """A released model (nothing is read but its config.json): a FuseLIP release also lends its TiTok encoder
+        to the tokens tab."""
+        from fuselip.pretrained import release_kind
+        name = f"{Path(source).name if Path(source).expanduser().is_dir() else source} (released)"
+        if release_kind(source) == "tokenizer":
+            self.entries[name] = Entry(name, "released-tokenizer", None, source=source)
+            return
+        self.entries[name] = Entry(name, "released-fuselip", None, source=source)
+        tokenizer = f"{name[:-len(' (released)')]} · its TiTok (released)"
+        self.entries[tokenizer] = Entry(tokenizer, "released-tokenizer", None, source=f"tokenizer-of:{name}")
 
     def names(self, *kinds: str) -> list[str]:
         """Keys of the entries of these kinds, trained ones first."""
@@ -256,6 +286,11 @@ class Registry:
             return entry.model
 
     def _load(self, entry: Entry):
+        if entry.source.startswith("tokenizer-of:"):
+            return self.get(entry.source[len("tokenizer-of:"):]).tokenizer
+        if entry.source:
+            from fuselip.pretrained import load_pretrained
+            return load_pretrained(entry.source, download=self.config.download, bf16=self.config.released_bf16)
         if entry.path is not None:
             from fuselip.checkpoint import load_model
             return load_model(entry.path)
@@ -293,7 +328,10 @@ class Registry:
         lines = []
         for key in self.names(*ROLES):
             e = self.entries[key]
-            where = f"`{e.path}`" if e.trained else "**untrained** stand-in (random weights, preset config)"
+            owner = e.source[len("tokenizer-of:"):] if e.source.startswith("tokenizer-of:") else ""
+            where = (f"`{e.path}`" if e.path is not None else f"the image tokenizer of {owner}" if owner
+                     else f"released, `{e.source}`" if e.source
+                     else "**untrained** stand-in (random weights, preset config)")
             lines.append(f"- **{MODEL_LABELS[e.kind]}** `{e.name}`: {where}")
         if self.skipped:
             lines.append(f"\nIgnored folders in `{self.root}` (not a checkpoint of a kind this app shows): "
@@ -553,10 +591,12 @@ class Demo:
 
     # ---- choices the layout needs
     def tokenizer_names(self) -> list[str]:
-        return self.registry.names("tokenizer-grid", "tokenizer-titok")
+        """Tokenizers for the tokens tab: released ones first (when FUSELIP_MODEL asks for them), then ours."""
+        return self.registry.names("released-tokenizer") + self.registry.names("tokenizer-grid", "tokenizer-titok")
 
     def fuselip_names(self) -> list[str]:
-        return self.registry.names("fuselip")
+        """FuseLIP models for the attention tab: released ones first (when FUSELIP_MODEL asks for them), then ours."""
+        return self.registry.names("released-fuselip") + self.registry.names("fuselip")
 
     def retrieval_models(self) -> list[tuple[str, str | None]]:
         """(column label, entry key or None) for FuseLIP, SF and MLF."""
@@ -583,14 +623,21 @@ class Demo:
 
     # ---- tab 1: image tokens
     def tokens(self, tokenizer: str, image, code: str | None = None) -> TokensView:
-        array, notes = read_image(image, self.config.image_size)
-        if array is None:
+        if image is None:
             raise DemoError("Choose an example or upload an image first.")
         tok = self.registry.get(tokenizer)
+        array, notes = read_image(image, tok.config.image_size, getattr(tok, "resize_mode", "crop"))
+        if array is None:
+            raise DemoError("Choose an example or upload an image first.")
         from fuselip.images import to_tensor, to_uint8
+        size = self.config.token_display_size
         with torch.inference_mode():
             codes = tok.encode(to_tensor([array]))                           # (1, N)
-            recon = to_uint8(tok.decode(codes))[0]                           # (S, S, 3)
+            if getattr(tok, "can_decode", True):
+                recon = viz.enlarge(to_uint8(tok.decode(codes))[0], size)    # (S, S, 3) -> display size
+            else:
+                recon = viz.text_card("no decoder in this release: the codes cannot be turned back into pixels",
+                                      size)
         codes = codes[0].tolist()
         counts: dict[int, int] = {}
         for c in codes:
@@ -598,14 +645,13 @@ class Demo:
         choices = [f"code {c} (×{n})" for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         selected = code if code in choices else choices[0]
         chosen = int(selected.split()[1])
-        size = self.config.token_display_size
         grid = getattr(tok, "grid_size", None) if tok.config.kind == "grid" else None
         if grid is not None:
             picture = viz.token_grid_image(array, codes, grid, size=size)
             highlight = viz.highlight_cells(array, [c == chosen for c in codes], grid, size=size)
             influence = []
         else:
-            maps = tok.influence_maps(torch.tensor(codes)).float()           # (N, S, S)
+            maps = tok.token_maps(array, torch.tensor(codes)).float()       # (N, h, w)
             picture = viz.token_strip_image(codes, size=size)
             chosen_mask = torch.tensor([c == chosen for c in codes])
             highlight = viz.heatmap_overlay(array, maps[chosen_mask].sum(0), size=size, smooth=True)
@@ -616,9 +662,10 @@ class Demo:
         summary = (f"**{entry.label}** ({MODEL_LABELS[entry.kind]}): {len(codes)} tokens, "
                    f"**{len(counts)} distinct codes** of a codebook of {tok.codebook_size}. "
                    f"Code {chosen} is used by {counts[chosen]} token(s)."
-                   + ("" if entry.trained else " *Untrained tokenizer: codes and reconstruction are noise.*"))
-        return TokensView(picture, viz.enlarge(recon, size), highlight, codes, choices, selected, influence,
-                          summary, notes)
+                   + ("" if entry.trained else " *Untrained tokenizer: codes and reconstruction are noise.*")
+                   + (" The maps show where each token *reads* from (attention rollout through the encoder), "
+                      "not which pixels it changes." if getattr(tok, "resize_mode", "crop") == "squash" else ""))
+        return TokensView(picture, recon, highlight, codes, choices, selected, influence, summary, notes)
 
     # ---- tab 2: attention across modalities
     def _probe(self, model_key: str, array: np.ndarray | None, text: str):
@@ -637,7 +684,11 @@ class Demo:
 
     def attention(self, model: str, image, text: str, layer: str | None = "mean", head: str | None = "mean",
                   token: str | None = None) -> AttentionView:
-        array, notes = read_image(image, self.config.image_size)
+        from fuselip import vocab
+        from fuselip.text import default_tokenizer
+        fuselip = self.registry.get(model)
+        tok = fuselip.tokenizer
+        array, notes = read_image(image, tok.config.image_size, getattr(tok, "resize_mode", "crop"))
         text, text_notes = read_text(text, "text", self.config.max_text_chars)
         notes += text_notes
         if array is None:
@@ -645,14 +696,15 @@ class Demo:
         if not text:
             notes.append("The text is empty: the model sees the image followed by the empty text [sot, eot], "
                          "so only those two text tokens can be chosen.")
-        fuselip = self.registry.get(model)
         room = fuselip.config.context_length - fuselip.tokenizer.num_tokens - 2
         notes += context_note(text, room, "text") + unseen_note(fuselip, text, "text")
+        if getattr(fuselip, "pad_id_is_padding", False) and vocab.PAD in default_tokenizer().encode(text):
+            notes.append('This released model treats "!" as padding, as its reference code does: the "!" tokens '
+                         "receive no attention.")
         with warnings.catch_warnings():  # the same fact, already in the notes
             warnings.filterwarnings("ignore", message="token ids .* never occurred in training")
             p = self._probe(model, array, text)
         if getattr(fuselip, "compacted", False):
-            from fuselip import vocab
             image_ids = p.ids[vocab.is_image(p.ids)]
             unseen = int((~fuselip.token_seen[image_ids]).sum())
             if unseen:

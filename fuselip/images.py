@@ -100,6 +100,21 @@ def preprocess(source, size: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8).copy()
 
 
+def squash(source, size: int) -> np.ndarray:
+    """Anything image-like -> (size, size, 3) uint8: RGB, resized to size×size WITHOUT keeping the aspect ratio.
+
+    The released FuseLIP models were trained and evaluated on such squashed images (torchvision
+    `Resize((256, 256), BICUBIC)` on a PIL image, no crop): for an RGB image this is the same PIL call, so the
+    pixels are identical. Transparent pixels are composited onto white and EXIF rotations are applied first,
+    as in `preprocess`.
+    """
+    image = to_rgb(open_image(source))
+    w, h = image.size
+    if w < 1 or h < 1:
+        raise ImageError(f"image has no pixels ({w}×{h})")
+    return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8).copy()
+
+
 def to_tensor(images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
     """(B, H, W, 3) uint8 arrays -> (B, 3, H, W) float32 in [0, 1]."""
     batch = torch.from_numpy(np.ascontiguousarray(np.stack(list(images)) if not isinstance(images, np.ndarray)

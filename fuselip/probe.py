@@ -206,10 +206,10 @@ class Probe:
         return cross_modal_share(self.attention, self.ids)
 
     def influence(self) -> torch.Tensor:
-        """(N, S, S) influence of each image token on the pixels (computed once, by decoding N variants)."""
+        """(N, h, w) map of each image token (computed once): for our tokenizers its influence on the pixels (by
+        decoding N variants), for the released TiTok where it reads from (tokenizer.token_maps)."""
         if self._influence is None:
-            from fuselip.tokenizers import influence_maps
-            self._influence = influence_maps(self._tokenizer, self.codes).float().cpu()
+            self._influence = self._tokenizer.token_maps(self.image, self.codes).float().cpu()
         return self._influence
 
     def text_map(self, text_index: int, layer: int | None = None, head: int | None = None,
@@ -248,13 +248,11 @@ def text_labels(ids: torch.Tensor) -> list[str]:
 def probe(model, image, text: str | None) -> Probe:
     """Runs FuseLIP once on (image, text) with attention kept. `image`: anything fuselip.images.preprocess
     takes, or None; `text`: a string (may be empty when there is an image)."""
-    from fuselip.images import preprocess
     from fuselip.text import default_tokenizer
     if image is None and not text:
         raise ValueError("probe needs an image, a text, or both")
     tokenizer = model.tokenizer
-    size = tokenizer.config.image_size
-    array = preprocess(image, size) if image is not None else None
+    array = tokenizer.prepare(image) if image is not None else None
     codes = model.token_cache().lookup([array])[0] if array is not None else None
     words = default_tokenizer().encode(text) if text else []
     context = model.config.context_length

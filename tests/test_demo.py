@@ -88,3 +88,28 @@ def test_attention_and_tokens_views_with_a_titok_fuselip(tmp_path):
         demo.attention("fuselip-x", image, "the red star", "3")
     view = demo.tokens("tokenizer-x", image)
     assert len(view.codes) == 6 and len(view.influence) == 6 and view.highlight.shape[2] == 3
+
+
+def test_released_model_in_the_tokens_and_attention_tabs(tmp_path, monkeypatch):
+    """FUSELIP_MODEL names a release folder: the released FuseLIP and its TiTok come first in the two tabs, images are
+    squashed to 256 px, "!" gets a note, the token maps say where tokens read from, and there is no decoder."""
+    from pathlib import Path
+    from fuselip.demo import Demo
+    monkeypatch.setenv("FUSELIP_MODEL", "chs20/FuseLIP-B-CC3M-MM, some/folder")
+    monkeypatch.setenv("FUSELIP_DOWNLOAD", "1")
+    config = DemoConfig.from_env()
+    assert config.released == ("chs20/FuseLIP-B-CC3M-MM", "some/folder") and config.download
+    assert DemoConfig().released == () and not DemoConfig().download, "nothing released, nothing downloads by default"
+    fixture = Path(__file__).parent / "fixtures" / "released" / "fuselip-s"
+    demo = Demo(DemoConfig(checkpoints=str(tmp_path), released=(str(fixture),), display_size=96))
+    model, tokenizer = demo.fuselip_names()[0], demo.tokenizer_names()[0]
+    assert model == "fuselip-s (released)" and tokenizer == "fuselip-s · its TiTok (released)"
+    assert [label for label, _ in demo.retrieval_models()][0] == "FuseLIP" and "released" not in demo.retrieval_models()[0][1]
+    image = Image.fromarray(np.full((30, 50, 3), 90, np.uint8))
+    view = demo.attention(model, image, "stop!% make it gray")
+    assert view.heatmap.shape == (96, 96, 3) and len(view.per_token) == 128
+    assert any("squashed" in n for n in view.notes) and any('"!" as padding' in n for n in view.notes)
+    tokens = demo.tokens(tokenizer, image)
+    assert len(tokens.codes) == 128 and len(tokens.influence) == 128 and "*reads* from" in tokens.summary
+    assert tokens.reconstruction.shape == (demo.config.token_display_size,) * 2 + (3,)
+    assert "released" in demo.registry.status()

@@ -8,7 +8,8 @@ and gets:
     encode(x in [0, 1]) -> codes (B, N) long       fast: inference mode, bf16 autocast, no gradient
     decode(codes (B, N)) -> (B, 3, S, S) in [0, 1]
     forward(x) -> (reconstruction, codes, losses)  for training: losses["recon"], losses["vq"], losses["loss"]
-    tokenize(images) -> codes                      any image-like objects via fuselip.images.preprocess
+    tokenize(images) -> codes                      any image-like objects via `prepare` (fuselip.images.preprocess)
+    token_maps(image, codes) -> (N, h, w)          per-token maps for pictures (here: influence_maps)
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import contextlib
 import dataclasses
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,10 +124,18 @@ class ImageTokenizer(nn.Module):
         from fuselip.tokenizers.influence import influence_maps
         return influence_maps(self, codes, replacement)
 
+    def token_maps(self, image, codes: torch.Tensor) -> torch.Tensor:
+        """What the app and the probe draw for each token of one image: (N, h, w) maps. Here the decoder-based
+        influence maps of `codes`; the released TiTok (titok_official.py) shows where each token reads from instead."""
+        return self.influence_maps(codes)
+
+    def prepare(self, image) -> np.ndarray:
+        """Anything image-like -> the (S, S, 3) uint8 array this tokenizer encodes (fuselip.images.preprocess)."""
+        return preprocess(image, self.config.image_size)
+
     def tokenize(self, images: Sequence) -> torch.Tensor:
         """Any image-like objects (paths, PIL, arrays) -> (B, N) codes."""
-        arrays = [preprocess(image, self.config.image_size) for image in images]
-        return self.encode(to_tensor(arrays))
+        return self.encode(to_tensor([self.prepare(image) for image in images]))
 
     # ---- checkpoints (fuselip.checkpoint)
     def config_dict(self) -> dict:
@@ -136,6 +146,8 @@ class ImageTokenizer(nn.Module):
         if "tokenizer" not in config:
             raise ValueError(f"tokenizer checkpoint config has no 'tokenizer' section (keys: {sorted(config)})")
         return cls(from_dict(TokenizerConfig, config["tokenizer"], "tokenizer"))
+
+    resize_mode = "crop"  # how `prepare` makes an image square (fuselip.demo.read_image says so to the user)
 
     export_dtype: torch.dtype | None = None  # e.g. torch.float16 to ship half-size weights (fuselip.tokenizers.ship)
 
