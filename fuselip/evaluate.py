@@ -452,3 +452,72 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
         out[world] = {"left_right_cosine": sum(cosines) / max(n, 1), "size_question_top1": 100.0 * right / max(n, 1),
                       **probes, "n": n}
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# chance levels: what a model that ranks the candidates at random scores on the same items
+
+
+def item_chance(item: EvalItem) -> float:
+    """1 / the number of candidates `score_items` ranks for `item` (duplicates of the correct one merged into it,
+    repeated wrong ones counted once): the probability that a random ranking puts the correct one first."""
+    correct_key = item.candidates[0].key()
+    others = {c.key() for c in item.candidates[1:]} - {correct_key}
+    return 1.0 / (1 + len(others))
+
+
+def task_chance(items: Sequence[EvalItem]) -> dict:
+    """`task_accuracy`'s {"top1", "n", "kinds"} with each item's chance in place of right/wrong (percent; a task
+    with kinds is the mean over its kinds, as its accuracy is)."""
+    return task_accuracy(items, [item_chance(item) for item in items])
+
+
+def twin_chance(items: Sequence[EvalItem]) -> dict:
+    """`twin_accuracy`'s chance: the target against its twin alone, 1/2 for every item that has a twin."""
+    scored = [item for item in items if "twin" in item.meta]
+    return task_accuracy(scored, [0.5] * len(scored))
+
+
+def retrieval_chance(items: Sequence[EvalItem]) -> dict:
+    """`retrieval_accuracy`'s chance on the same gallery: per source, its positives / the distinct targets
+    (a random ranking puts one of its positives first), averaged over sources; the mean of both directions."""
+    pairs = [(item.query, item.candidates[0]) for item in items]
+    if not pairs:
+        return {"top1": float("nan"), "n": 0, "kinds": {}}
+    result = {}
+    for a, b in ((0, 1), (1, 0)):
+        positives: dict[bytes, set[bytes]] = defaultdict(set)
+        for p in pairs:
+            positives[p[a].key()].add(p[b].key())
+        n_targets = len({p[b].key() for p in pairs})
+        name = f"{_modality(pairs[0][a])}_to_{_modality(pairs[0][b])}"
+        result[name] = {"top1": _percent([len(t) / n_targets for t in positives.values()]), "n": len(positives)}
+    top1 = sum(v["top1"] for v in result.values()) / len(result)
+    return {"top1": top1, "n": len(pairs), "kinds": result}
+
+
+def chance_levels(items: ItemSource | None = None, *, worlds: Sequence[str] | None = None,
+                  tasks: Sequence[str] | None = None, split: str = "test", n_items: int = 500, seed: int = 0,
+                  image_size: int = 64, position_twins: str | None = None) -> dict:
+    """The chance level of every (world, task) of `evaluate` on the same items, in the same format (percent), so
+    it can stand beside a model's results (e.g. in `compare`). No model is needed: only the candidate lists."""
+    tasks = tuple(tasks) if tasks is not None else default_tasks()
+    worlds = tuple(worlds) if worlds is not None else default_worlds()
+    source = items or benchmark_items(split, n_items, seed, image_size, position_twins)
+    results: dict = {"split": split, "seed": seed, "n_items": n_items, "worlds": {}, "mean": {}}
+    if items is None:
+        results["position_twins"] = benchmark_twins(position_twins)
+    for world in worlds:
+        per_task = {}
+        for task in tasks:
+            task_items = list(source(world, task))
+            if not task_items:
+                continue
+            per_task[task] = task_chance(task_items)
+            if task == TWIN_SOURCE:
+                per_task[TWIN] = twin_chance(task_items)
+            if task == RETRIEVAL_SOURCE:
+                per_task[RETRIEVAL] = retrieval_chance(task_items)
+        results["worlds"][world] = per_task
+    results["mean"] = summary(results)
+    return results
