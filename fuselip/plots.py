@@ -6,6 +6,8 @@
     python -m fuselip.plots lesson [--out docs/lesson.png]
         the lesson figure: per task, FuseLIP against the better late fusion, with chance levels;
         the values drawn are written beside it (docs/lesson.json), and tests/test_plots.py redraws both
+    python -m fuselip.plots curves SOURCE… [--x pairs|minutes] [--world mean|shapes|emoji] [--out curves.png]
+        learning curves (fuselip.curves) of checkpoints, run folders or recipe-study records
 
 Each figure is made by a pure function (data in, matplotlib figure out) and saved by `save_png`, which writes
 the same bytes for the same data (Agg backend, fixed size and dpi, no software stamp in the PNG).
@@ -173,6 +175,19 @@ def _cmd_lesson(args) -> None:
     print(f"{len(data['rows'])} tasks -> {args.out} (values in {Path(args.out).with_suffix('.json')})")
 
 
+def _cmd_curves(args) -> None:
+    from fuselip.curves import curves_figure, load_curve
+    curves = dict(load_curve(path) for path in args.sources)
+    chance = None
+    if Path(args.chance).exists():
+        levels = json.loads(Path(args.chance).read_text())
+        chance = levels["mean"] if args.world == "mean" else {t: e["top1"] for t, e in
+                                                              levels["worlds"][args.world].items()}
+    fig = curves_figure(curves, tasks=tuple(args.tasks), world=args.world, x=args.x, chance=chance)
+    save_png(fig, Path(args.out))
+    print(f"{len(curves)} learning curves -> {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """One subparser per command, each naming its handler with set_defaults(run=...)."""
     parser = argparse.ArgumentParser(prog="python -m fuselip.plots", description=__doc__,
@@ -188,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     lesson.add_argument("--out", default=str(LESSON_PNG), help="PNG; the values drawn go beside it as .json")
     lesson.add_argument("--chance", default=str(CHANCE_JSON), help="chance levels (python -m fuselip.plots chance)")
     lesson.set_defaults(run=_cmd_lesson)
+    from fuselip.curves import TASKS, X_AXES
+    curves = commands.add_parser("curves", help="learning curves: accuracy per task against pairs seen or minutes")
+    curves.add_argument("sources", nargs="+", help="checkpoint folders (metrics.json), run folders "
+                                                   "(validation.jsonl) or study records (docs/results/study/…json)")
+    curves.add_argument("--out", default="curves.png")
+    curves.add_argument("--tasks", nargs="+", default=list(TASKS))
+    curves.add_argument("--world", default="mean", help="mean | shapes | emoji")
+    curves.add_argument("--x", default="pairs", choices=sorted(X_AXES))
+    curves.add_argument("--chance", default=str(CHANCE_JSON), help="chance levels drawn as dotted lines")
+    curves.set_defaults(run=_cmd_curves)
     return parser
 
 

@@ -107,3 +107,26 @@ def test_command_line_has_one_subcommand_per_figure():
     assert parser.parse_args(["chance", "--n-items", "5"]).n_items == 5
     with pytest.raises(SystemExit):
         parser.parse_args([])
+
+
+def test_learning_curves_read_every_source_and_draw_one_line_per_run(tmp_path):
+    from fuselip.curves import curves_figure, load_curve
+    curve = [{"step": s, "pairs_seen": 128 * s, "train_seconds": 6.0 * s, "mean/tgit": 10.0 * s} for s in (1, 2, 3)]
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "metrics.json").write_text(json.dumps({"curve": curve}))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "validation.jsonl").write_text("".join(json.dumps(p) + "\n" for p in curve[:2]))
+    (tmp_path / "study.json").write_text(json.dumps({"curve": curve[:1]}))
+    loaded = dict(load_curve(tmp_path / p) for p in ("ckpt", "run", "study.json"))
+    assert [len(c) for c in loaded.values()] == [3, 2, 1] and list(loaded) == ["ckpt", "run", "study"]
+    fig = curves_figure(loaded, tasks=("tgit",), x="minutes", chance={"tgit": 20.0})
+    ax = fig.axes[0]
+    xs = [list(line.get_xdata()) for line in ax.get_lines() if line.get_label() in loaded]
+    assert xs[0] == pytest.approx([0.1, 0.2, 0.3])  # minutes
+    assert len(xs) == 3
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match="no learning curve"):
+        load_curve(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="neither"):
+        load_curve(tmp_path / "missing")

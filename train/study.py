@@ -41,6 +41,7 @@ STUDY: dict[str, tuple[str, list[str]]] = {
     "tokens-patch-512": ("k-means patch codes, 512 codes",
                          ["--preset", "tiny-patch", "--tokenizer_checkpoint=runs/tokenizer-patch-tiny-512"]),
     # optimisation
+    "mmm-off": ("no masked multimodal modelling (SigLIP alone)", ["--encoder.mmm_probability=0.0"]),
     "lr-2e-3": ("learning rate 2e-3", ["--train.lr=0.002"]),
     "lr-5e-4": ("learning rate 5e-4", ["--train.lr=0.0005"]),
     "warmup-25": ("warm-up 25 steps", ["--train.warmup_steps=25"]),
@@ -48,6 +49,9 @@ STUDY: dict[str, tuple[str, list[str]]] = {
     "batch-256": ("batch 256 (same pairs: half the steps)", ["--train.batch_size=256", "@steps/2"]),
     "scale-30": ("SigLIP logit scale starts at ln 30 instead of ln 10",
                  ["--encoder.init_logit_scale=3.4011973816621555"]),
+    "scale-100": ("SigLIP logit scale starts at ln 100, its maximum", ["--encoder.init_logit_scale=4.605170185988092"]),
+    "full-scale-30": ("tgit-full and scale-30 together", ["--data.tgit_groups=full",
+                                                        "--encoder.init_logit_scale=3.4011973816621555"]),
     # architecture at equal FLOPs
     "deep-8x184": ("8 layers of width 184 (about the FLOPs of 4 x 256)",
                    ["--encoder.width=184", "--encoder.layers=8"]),
@@ -103,6 +107,32 @@ def record(name: str, steps: int, cmd: list[str]) -> Path:
     return out
 
 
+TABLE_METRICS = ("mean/tgit", "shapes/tgit", "emoji/tgit", "shapes/tgit/crop", "shapes/tgit/flip", "shapes/tgit/rotate",
+                 "shapes/tgit/jitter", "mean/position_twin", "mean/edit", "mean/vqa", "mean/retrieval")
+
+
+def table(steps: int, last: int = 2) -> str:
+    """Markdown: per run, the mean of its last `last` validation points for each metric (smoother than one point
+    of 100 items), the difference from `base` in brackets, and the throughput."""
+    records = {p.stem: json.loads(p.read_text()) for p in sorted((RESULTS / str(steps)).glob("*.json"))}
+    if not records:
+        return f"no finished runs in {RESULTS / str(steps)}"
+
+    def final(curve: list[dict], metric: str) -> float:
+        values = [p[metric] for p in curve[-last:] if metric in p]
+        return sum(values) / len(values) if values else float("nan")
+    base = {m: final(records["base"]["curve"], m) for m in TABLE_METRICS} if "base" in records else {}
+    header = ["run", *[m.replace("/tgit/", "/").replace("mean/", "") for m in TABLE_METRICS], "pairs/s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, rec in sorted(records.items(), key=lambda kv: (kv[0] != "base", -final(kv[1]["curve"], "mean/tgit"))):
+        cells = []
+        for m in TABLE_METRICS:
+            v = final(rec["curve"], m)
+            cells.append(f"{v:.1f}" if name == "base" or m not in base else f"{v:.1f} ({v - base[m]:+.1f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {rec['pairs_per_s']:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", help="run names (see --list)")
@@ -111,7 +141,12 @@ def main(argv=None) -> None:
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--val-items", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (each gets 2 // parallel threads)")
+    parser.add_argument("--record-only", action="store_true", help="only write the records of finished runs")
+    parser.add_argument("--table", action="store_true", help="print the finished runs' final figures (markdown)")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(args.steps))
+        return
     if args.list or not args.runs:
         for name, (changes, overrides) in STUDY.items():
             print(f"{name:18s} {changes}  {' '.join(overrides)}")
@@ -120,6 +155,11 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"unknown run(s) {', '.join(unknown)}; see --list")
     threads = max(1, 2 // args.parallel)
+    if args.record_only:
+        for name in args.runs:
+            cmd = command(name, args.steps, args.val_every, args.val_items, threads)
+            print(f"recorded {name}: {record(name, args.steps, cmd).relative_to(ROOT)}")
+        return
     queue, running = list(args.runs), []
     while queue or running:
         while queue and len(running) < args.parallel:
