@@ -133,6 +133,32 @@ def table(steps: int, last: int = 2) -> str:
     return "\n".join(lines)
 
 
+def diagnose(name: str, steps: int, n_items: int = 50) -> str:
+    """Why a run misses TGIT: per kind, over ShapesWorld validation items, the cosine of the fused query with the
+    correct candidate, with the best wrong one, and with its own image alone (a model that ignores the instruction
+    embeds the query like its input image and ranks the unchanged image first)."""
+    import torch
+
+    from fuselip.checkpoint import load_model
+    from fuselip.data.tasks import eval_items
+    model = load_model(run_dir(name, steps) / "checkpoint").eval()
+    rows: dict[str, list[list[float]]] = {}
+    for item in eval_items("shapes", "tgit", "val", n_items, 0):
+        query = model.encode([item.query.image], [item.query.text])               # (1, D)
+        alone = model.encode([item.query.image], [None])                          # (1, D)
+        candidates = model.encode([c.image for c in item.candidates])             # (C, D)
+        cos = (query @ candidates.T)[0]                                           # (C,)
+        rows.setdefault(item.kind, []).append([cos[0].item(), cos[1:].max().item(), (query @ alone.T).item(),
+                                               float(cos.argmax() == 0)])
+    lines = [f"{name} (logit scale {model.logit_scale.exp().item():.1f}): ShapesWorld TGIT, {n_items} val items",
+             "| kind | cos(query, correct) | cos(query, best wrong) | cos(query, its image alone) | top-1 |",
+             "|---|---|---|---|---|"]
+    for kind, values in rows.items():
+        m = torch.tensor(values).mean(0).tolist()
+        lines.append(f"| {kind} | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | {100 * m[3]:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", help="run names (see --list)")
@@ -143,7 +169,12 @@ def main(argv=None) -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (each gets 2 // parallel threads)")
     parser.add_argument("--record-only", action="store_true", help="only write the records of finished runs")
     parser.add_argument("--table", action="store_true", help="print the finished runs' final figures (markdown)")
+    parser.add_argument("--diagnose", action="store_true", help="cosines of query, correct and wrong TGIT candidates")
     args = parser.parse_args(argv)
+    if args.diagnose:
+        for name in args.runs:
+            print(diagnose(name, args.steps))
+        return
     if args.table:
         print(table(args.steps))
         return
