@@ -72,6 +72,27 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def time_interleaved(plan, inputs) -> tuple[dict[str, list[float]], float]:
+    """Seconds per call of every (name, fn) in `plan` on every input, interleaved so that background load hits all of
+    them alike; and the load average before."""
+    timings = {name: [] for name, _ in plan}
+    load_before = os.getloadavg()[0]
+    for x in inputs:
+        for name, fn in plan:
+            t0 = time.perf_counter()
+            fn(x)
+            timings[name].append(time.perf_counter() - t0)
+    return timings, load_before
+
+
+def print_percentiles(timings: dict[str, list[float]], width: int) -> dict[str, float]:
+    p50 = {}
+    for name, times in timings.items():
+        p50[name], p90 = percentiles(times)
+        print(f"{name:>{width}}: p50 {p50[name]:7.1f} ms   p90 {p90:7.1f} ms")
+    return p50
+
+
 def percentiles(times: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(times, n=10, method="inclusive")
     return 1000 * statistics.median(times), 1000 * q[8]
@@ -147,13 +168,7 @@ def main() -> None:
         plan = (("server attention", server_attention), ("in-process attention", local_attention),
                 ("server retrieval", server_retrieve), ("in-process retrieval", local_retrieve),
                 ("server no-op (/status)", server_status))
-        timings = {name: [] for name, _ in plan}
-        load_before = os.getloadavg()[0]
-        for x in inputs[:-1]:  # interleaved, so that background load hits all of them alike
-            for name, fn in plan:
-                t0 = time.perf_counter()
-                fn(x)
-                timings[name].append(time.perf_counter() - t0)
+        timings, load_before = time_interleaved(plan, inputs[:-1])
     finally:
         stop(process)
 
@@ -161,10 +176,7 @@ def main() -> None:
           f"models: {', '.join(e.label for e in demo.registry.entries.values())}")
     print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after "
           f"the timed requests (other jobs slow every figure alike)")
-    p50 = {}
-    for name, times in timings.items():
-        p50[name], p90 = percentiles(times)
-        print(f"{name:>24}: p50 {p50[name]:7.1f} ms   p90 {p90:7.1f} ms")
+    p50 = print_percentiles(timings, 24)
     for kind in ("attention", "retrieval"):
         print(f"server overhead, {kind}: server p50 ÷ in-process p50 = "
               f"{p50['server ' + kind] / p50['in-process ' + kind]:.2f}")
@@ -233,23 +245,14 @@ def released_main(args) -> None:
             print(f"warm-up (model loads, galleries of the tiny models) {time.perf_counter() - t0:.1f} s", flush=True)
             plan = (("server attention (released)", server_attention), ("in-process attention", local_attention),
                     ("in-process encode (fused)", local_encode))
-            timings = {name: [] for name, _ in plan}
-            load_before = os.getloadavg()[0]
-            for x in inputs[:-1]:
-                for name, fn in plan:
-                    t0 = time.perf_counter()
-                    fn(x)
-                    timings[name].append(time.perf_counter() - t0)
+            timings, load_before = time_interleaved(plan, inputs[:-1])
         finally:
             stop(process)
         print(f"{args.requests} distinct fused queries, torch threads {config.threads}, model: "
               f"{released.describe()}")
         print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} "
               f"after the timed requests (other jobs slow every figure alike)")
-        p50 = {}
-        for name, times in timings.items():
-            p50[name], p90 = percentiles(times)
-            print(f"{name:>28}: p50 {p50[name]:7.1f} ms   p90 {p90:7.1f} ms")
+        p50 = print_percentiles(timings, 28)
         print(f"p50_ms={p50['server attention (released)']:.0f}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -193,15 +193,17 @@ def benchmark_twins(position_twins: str | None = None) -> str:
 
 
 def benchmark_items(split: str, n_items: int, seed: int, image_size: int = 64,
-                    position_twins: str | None = None) -> ItemSource:
+                    position_twins: str | None = None, objects: Sequence[int] = ()) -> ItemSource:
     """The item source of the benchmark: fuselip.data.tasks.eval_items for one split and seed.
     position_twins: what the position task's twins differ in (fuselip.data.tasks.twin_attribute; None: the
-    benchmark default, `benchmark_twins()`)."""
+    benchmark default, `benchmark_twins()`). objects: the scenes' object counts, e.g. (5,) for the 5-object
+    stratum of the bottleneck study (fuselip/bottleneck.py; () = each world's own range, the benchmark)."""
     from fuselip.data.tasks import DEFAULT_TASK_CONFIG, eval_items
     config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins=benchmark_twins(position_twins))
+    objects = tuple(objects)
 
     def source(world: str, task: str) -> Sequence[EvalItem]:
-        return eval_items(world, task, split, n_items, seed, image_size=image_size, config=config)
+        return eval_items(world, task, split, n_items, seed, image_size=image_size, config=config, objects=objects)
     return source
 
 
@@ -215,6 +217,17 @@ def default_worlds() -> tuple[str, ...]:
     return tuple(WORLDS)
 
 
+def _frame(items, worlds, tasks, split, n_items, seed, image_size, position_twins):
+    """What evaluate and chance_levels share: the tasks, worlds, item source and the empty results record."""
+    tasks = tuple(tasks) if tasks is not None else default_tasks()
+    worlds = tuple(worlds) if worlds is not None else default_worlds()
+    source = items or benchmark_items(split, n_items, seed, image_size, position_twins)
+    results: dict = {"split": split, "seed": seed, "n_items": n_items, "worlds": {}, "mean": {}}
+    if items is None:
+        results["position_twins"] = benchmark_twins(position_twins)
+    return tasks, worlds, source, results
+
+
 def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] | None = None,
              tasks: Sequence[str] | None = None, split: str = "test", n_items: int = 500, seed: int = 0,
              image_size: int = 64, batch_size: int = ENCODE_BATCH, retrieval: bool = True,
@@ -226,12 +239,7 @@ def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] | 
     One (world, task) is generated, encoded and scored at a time. The position task also reports
     `position_twin` (see `twin_accuracy`).
     """
-    tasks = tuple(tasks) if tasks is not None else default_tasks()
-    worlds = tuple(worlds) if worlds is not None else default_worlds()
-    source = items or benchmark_items(split, n_items, seed, image_size, position_twins)
-    results: dict = {"split": split, "seed": seed, "n_items": n_items, "worlds": {}, "mean": {}}
-    if items is None:
-        results["position_twins"] = benchmark_twins(position_twins)
+    tasks, worlds, source, results = _frame(items, worlds, tasks, split, n_items, seed, image_size, position_twins)
     for world in worlds:
         per_task = {}
         for task in tasks:
@@ -501,12 +509,7 @@ def chance_levels(items: ItemSource | None = None, *, worlds: Sequence[str] | No
                   image_size: int = 64, position_twins: str | None = None) -> dict:
     """The chance level of every (world, task) of `evaluate` on the same items, in the same format (percent), so
     it can stand beside a model's results (e.g. in `compare`). No model is needed: only the candidate lists."""
-    tasks = tuple(tasks) if tasks is not None else default_tasks()
-    worlds = tuple(worlds) if worlds is not None else default_worlds()
-    source = items or benchmark_items(split, n_items, seed, image_size, position_twins)
-    results: dict = {"split": split, "seed": seed, "n_items": n_items, "worlds": {}, "mean": {}}
-    if items is None:
-        results["position_twins"] = benchmark_twins(position_twins)
+    tasks, worlds, source, results = _frame(items, worlds, tasks, split, n_items, seed, image_size, position_twins)
     for world in worlds:
         per_task = {}
         for task in tasks:
