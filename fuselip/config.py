@@ -120,6 +120,9 @@ class DataConfig:
                                             # which side holds which twin, the feature the side word must act on
     crop_location_queries: float = 0.0  # share of crop groups that name each object's cell ("the object in the top
                                         # left") instead of its class: text -> location addressing, with crop targets
+    objects: list[int] = field(default_factory=list)  # objects per scene, each scene drawing its count uniformly
+                                    # from this list (1..9, one per cell; e.g. [1, …, 9] for the bottleneck study,
+                                    # fuselip/bottleneck.py); [] = each world's own range (shapes 1–3, emoji 2–4)
     curriculum_first: list[str] = field(default_factory=list)  # a curriculum: its first phase draws batches only
                                     # from pairs of these worlds or tasks (e.g. ["shapes"] or ["caption"]) ...
     curriculum_until: float = 0.0   # ... for this fraction of train.steps; then every pair (0: no curriculum)

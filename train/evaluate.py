@@ -9,6 +9,10 @@ deterministic functions of the seed), writes the nested results to `--out` and p
 small fixed slice ("benchmark_slice") that tests/test_evaluate.py re-measures on every shipped checkpoint.
 `--compare` takes checkpoint folders (evaluated now) and/or results JSON files and prints the models side by
 side (mean over worlds, then one table per world with --per-world).
+`--objects 1,3,5,7,9` (with --checkpoint) evaluates on test sets of exactly that many objects per scene instead,
+one per count (fuselip.bottleneck.evaluate_by_objects: the late-fusion bottleneck study), every task with its chance
+level, and prints a table per world with a column per count; its JSON is what `python -m fuselip.bottleneck
+figure` draws.
 """
 from __future__ import annotations
 
@@ -89,6 +93,10 @@ def main(argv=None) -> dict:
                              "the query naming the shape only; in EmojiWorld two emoji of one category, the query "
                              "naming the category), colour (colour, else size: the benchmark of the v3 set in "
                              "docs/results/v3/) or size (the twins share the class phrase; the v2 set)")
+    parser.add_argument("--objects", default="",
+                        help="--checkpoint: evaluate per object count instead, e.g. 1,3,5,7,9 or 1-9 (scenes of "
+                             "exactly k objects, one test set per k; fuselip.bottleneck; default tasks: "
+                             "caption, vqa, crop, position, tgit, edit)")
     parser.add_argument("--binding", action="store_true",
                         help="--checkpoint: also the position diagnostic (fuselip.evaluate.position_binding): "
                              "cosine of the 'left' and 'right' queries, 2-way 'what size is the X on the left?', "
@@ -98,10 +106,15 @@ def main(argv=None) -> dict:
     if args.update_metrics and args.position_twins != BENCHMARK_TWINS:
         parser.error(f"--update-metrics stores the benchmark, whose position twins are {BENCHMARK_TWINS!r}: "
                      "drop --position-twins or --update-metrics")
+    if args.objects and (not args.checkpoint or args.update_metrics or args.binding):
+        parser.error("--objects evaluates one --checkpoint per object count; it cannot be combined with --compare, "
+                     "--update-metrics or --binding")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
 
+    if args.objects:
+        return evaluate_by_objects(args)
     if args.checkpoint:
         results = evaluate_checkpoint(args.checkpoint, args)
         for world, b in results.get("position_binding", {}).items():
@@ -133,6 +146,29 @@ def main(argv=None) -> dict:
     if args.out:
         write_json_atomic(Path(args.out), by_model)
     return by_model
+
+
+def evaluate_by_objects(args: argparse.Namespace) -> dict:
+    """--objects: the benchmark per object count (fuselip.bottleneck), written to --out, a table per world."""
+    from fuselip import bottleneck
+    try:
+        objects = bottleneck.parse_objects(args.objects)
+    except ValueError as e:
+        raise SystemExit(f"--objects: {e}") from None
+    model = load_model(args.checkpoint)
+    progress = (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)) if args.verbose else None
+    start = time.perf_counter()
+    results = bottleneck.evaluate_by_objects(model, objects, worlds=args.worlds, tasks=args.tasks or bottleneck.TASKS,
+                                             split=args.split, n_items=args.n_items, seed=args.seed,
+                                             batch_size=args.batch_size, position_twins=args.position_twins,
+                                             progress=progress)
+    results["model"] = bottleneck.model_record(args.checkpoint, model, time.perf_counter() - start)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(args.out), results)
+    for world in ["mean"] + list(results["by_objects"][str(objects[0])]["worlds"]):
+        print(bottleneck.to_markdown(results, world) + "\n")
+    return results
 
 
 def update_metrics(checkpoint: str | Path, results: dict, args: argparse.Namespace) -> None:

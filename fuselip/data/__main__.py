@@ -4,6 +4,7 @@
     python -m fuselip.data preview --world emoji --task edit --eval --out FILE.png   # eval items
     python -m fuselip.data preview --csv my.csv --task tgit --out FILE.png           # your own images
     python -m fuselip.data preview-all --out docs/tasks                             # one PNG per world × task
+    python -m fuselip.data preview --world emoji --task edit --eval --objects 9 --out FILE.png   # 9 objects each
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from fuselip.data.tasks import TASKS, WORLDS, eval_items, sample_pairs
 
 
 def preview_image(world: str, task: str, n: int = 16, split: str = "train", seed: int = 0, image_size: int = 64,
-                  evaluation: bool = False, csv: str = "", folder: str = "", skip_bad: bool = False):
-    """The contact sheet as a PIL image (the app can show it too)."""
+                  evaluation: bool = False, csv: str = "", folder: str = "", skip_bad: bool = False, objects=()):
+    """The contact sheet as a PIL image (the app can show it too). objects: the scenes' object counts (1..9;
+    () = each world's own range)."""
     from fuselip import viz
     if csv or folder:
         from fuselip.data import files
@@ -30,12 +32,15 @@ def preview_image(world: str, task: str, n: int = 16, split: str = "train", seed
         else:
             raise SystemExit(f"user data supports --task caption or tgit, not {task!r}")
         return viz.pair_sheet(pairs, title=f"your data · {task} · {data.summary()}")
+    counted = f" · {','.join(map(str, objects))} objects" if len(objects) else ""
     if evaluation:
-        items = eval_items(world, task, split, n, seed, image_size)
-        return viz.eval_sheet(items, title=f"{world} · {task} · {split} evaluation items (correct candidate framed)")
-    config = DataConfig(worlds=[world], world_weights=[1.0], task_weights={task: 1.0}, image_size=image_size)
+        items = eval_items(world, task, split, n, seed, image_size, objects=tuple(objects))
+        return viz.eval_sheet(items, title=f"{world} · {task} · {split} evaluation items{counted} (correct candidate "
+                                           f"framed)")
+    config = DataConfig(worlds=[world], world_weights=[1.0], task_weights={task: 1.0}, image_size=image_size,
+                        objects=list(objects))
     pairs = sample_pairs(config, split, n, seed)
-    return viz.pair_sheet(pairs, title=f"{world} · {task} · {split} training pairs (query -> target)")
+    return viz.pair_sheet(pairs, title=f"{world} · {task} · {split} training pairs{counted} (query -> target)")
 
 
 def main(argv=None) -> None:
@@ -53,14 +58,23 @@ def main(argv=None) -> None:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--image-size", type=int, default=64)
         p.add_argument("--eval", action="store_true", help="draw evaluation items instead of training pairs")
+        p.add_argument("--objects", default="", help="objects per scene, e.g. 9 or 1-9 (default: each world's own "
+                                                     "range, shapes 1-3 and emoji 2-4)")
     one.add_argument("--csv", default="", help="your CSV (filepath<TAB>title) instead of a world")
     one.add_argument("--folder", default="", help="your image folder instead of a world")
     one.add_argument("--skip-bad", action="store_true", help="skip (and count) bad rows instead of stopping")
     args = parser.parse_args(argv)
+    objects = ()
+    if args.objects:
+        from fuselip.data.world import parse_counts
+        try:
+            objects = parse_counts(args.objects)
+        except ValueError as e:
+            parser.error(f"--objects: {e}")
 
     if args.command == "preview":
         sheet = preview_image(args.world, args.task, args.n, args.split, args.seed, args.image_size, args.eval,
-                              args.csv, args.folder, args.skip_bad)
+                              args.csv, args.folder, args.skip_bad, objects)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         sheet.save(args.out, optimize=True)
         print(f"wrote {args.out} ({sheet.width}×{sheet.height})")
@@ -69,7 +83,10 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for world in WORLDS:
         for task in TASKS:
-            sheet = preview_image(world, task, args.n, args.split, args.seed, args.image_size, args.eval)
+            if task == "position" and objects and max(objects) < 2:
+                continue  # no position task without two objects
+            sheet = preview_image(world, task, args.n, args.split, args.seed, args.image_size, args.eval,
+                                  objects=objects)
             path = out / f"{world}_{task}{'_eval' if args.eval else ''}.png"
             sheet.save(path, optimize=True)
             print(f"wrote {path} ({path.stat().st_size // 1024} KB)")

@@ -126,10 +126,18 @@ class TokenCache:
         return True
 
 
+# DataConfig fields added after token caches were first written: hashed only when set, so that a config that
+# leaves them at their default keeps the cache file it always had (an unset field changes no pixel)
+HASHED_WHEN_SET = ("objects",)
+
+
 def cache_file(root: str | Path, cache: TokenCache, data_config) -> Path:
     """Where the token cache of a (tokenizer, data config) pair lives: both hashes are in the name."""
-    data_hash = hashlib.sha256(json.dumps(data_config if isinstance(data_config, dict) else
-                                          __import__("dataclasses").asdict(data_config), sort_keys=True).encode())
+    data = dict(data_config if isinstance(data_config, dict) else __import__("dataclasses").asdict(data_config))
+    for key in HASHED_WHEN_SET:
+        if not data.get(key, True):
+            del data[key]
+    data_hash = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
     return Path(root) / f"image-tokens-{cache.fingerprint()[:12]}-{data_hash.hexdigest()[:12]}.safetensors"
 
 

@@ -19,6 +19,14 @@ only win if the pooled image vector already records which instance is where.
 
 Everything is a deterministic function of (seed, split, world, task): same seed -> same pixels and
 texts. Splits draw from disjoint random streams, and EmojiWorld's test split uses held-out emoji.
+
+Object counts (the late-fusion bottleneck study, fuselip/bottleneck.py): by default a world draws 1–3 (shapes) or
+2–4 (emoji) objects per scene. `objects=(…)` (DataConfig.objects for training, `eval_items(…, objects=(k,))` for a
+test set of exactly k objects) draws each scene's count from the given ones, 1 to 9 (one object per cell), and
+every task is posed on such scenes as usual: the twins of `position` plus k − 2 objects the query does not name,
+`crop` among k objects (alone at k = 1, against crops of other k-object scenes), edits and captions of k objects.
+What a count makes impossible is left out, never retried forever: `position` needs two objects (no items at
+k = 1), an edit cannot add or move at k = 9 (no free cell) nor remove at k = 1 (`kinds` lists what is possible).
 """
 from __future__ import annotations
 
@@ -35,7 +43,8 @@ from fuselip.data import tgit
 from fuselip.data import vqa as vqa_questions
 from fuselip.data.edits import sample_edit, world_ops
 from fuselip.data.types import EvalItem, Pair, Side, image_key
-from fuselip.data.world import CELL_NAMES, Obj, Scene, World, obj_replace, split_check
+from fuselip.data.world import (CELL_NAMES, Obj, Scene, World, check_counts, obj_replace, split_check,
+                                with_counts)
 
 TASKS = ("caption", "classify", "vqa", "crop", "position", "tgit", "edit")
 WORLDS = ("shapes", "emoji")
@@ -57,16 +66,23 @@ class TaskConfig:
 DEFAULT_TASK_CONFIG = TaskConfig()
 
 
+def make_world(name: str, image_size: int = 64, objects=()) -> World:
+    """A world by name (cached, so sprite caches are shared): "shapes" or "emoji". `objects`: the numbers of
+    objects its scenes are drawn with (fuselip.data.world.with_counts; () = the world's own range)."""
+    return _make_world(name, image_size, check_counts(objects) if len(objects) else ())
+
+
 @lru_cache(maxsize=None)
-def make_world(name: str, image_size: int = 64) -> World:
-    """A world by name (cached, so sprite caches are shared): "shapes" or "emoji"."""
+def _make_world(name: str, image_size: int, objects: tuple[int, ...]) -> World:
     if name == "shapes":
-        from fuselip.data.shapes import ShapesWorld
-        return ShapesWorld(image_size=image_size)
-    if name == "emoji":
-        from fuselip.data.emoji import EmojiWorld
-        return EmojiWorld(image_size=image_size)
-    raise ValueError(f"unknown world {name!r}; known: {', '.join(WORLDS)}")
+        from fuselip.data.shapes import ShapesConfig as Config, ShapesWorld as Cls
+    elif name == "emoji":
+        from fuselip.data.emoji import EmojiConfig as Config, EmojiWorld as Cls
+    else:
+        raise ValueError(f"unknown world {name!r}; known: {', '.join(WORLDS)}")
+    if objects:
+        return Cls(with_counts(Config(), objects), image_size=image_size)
+    return Cls(image_size=image_size)
 
 
 def make_rng(*parts) -> random.Random:
@@ -76,15 +92,21 @@ def make_rng(*parts) -> random.Random:
 
 
 def kinds(world: World, task: str) -> tuple[str, ...]:
-    """Sub-kinds of a task in a world (evaluation items cycle through them evenly)."""
+    """Sub-kinds of a task in a world (evaluation items cycle through them evenly), only those that the world's
+    object counts make possible: () for `position` when no scene holds two objects; no "add" or "move" edit when
+    every scene fills all nine cells, no "remove" when no scene holds more than the world's minimum."""
     if task == "vqa":
         return vqa_questions.question_kinds(world)
     if task == "position":
-        return ("left", "right")
+        return ("left", "right") if max(world.scene_counts()) >= 2 else ()
     if task == "tgit":
         return tgit.KINDS
     if task == "edit":
-        return world_ops(world)
+        counts, cfg = world.scene_counts(), world.config
+        possible = {"move": min(counts) < len(CELL_NAMES),
+                    "add": min(counts) < min(cfg.max_objects, len(CELL_NAMES)),
+                    "remove": max(counts) > cfg.min_objects}
+        return tuple(op for op in world_ops(world) if possible.get(op, True))
     if task in TASKS:
         return ("",)
     raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
@@ -168,9 +190,9 @@ def _position_phrase(world: World, obj: Obj, attribute: str) -> str:
 
 
 def _position_scene(world: World, rng: random.Random, split: str, attribute: str = "size"):
-    """Two objects of the same class in different columns (+ maybe a third of another class); they differ
-    in `attribute`, which the question never mentions, so their crops always look different.
-    Returns (scene, left object, right object)."""
+    """Two objects of the same class in different columns (+ maybe a third of another class; with object counts,
+    as many others as the drawn count asks); they differ in `attribute`, which the question never mentions, so
+    their crops always look different. Returns (scene, left object, right object)."""
     while True:
         a, b = rng.sample(range(9), 2)
         if a % 3 != b % 3:
@@ -188,13 +210,18 @@ def _position_scene(world: World, rng: random.Random, split: str, attribute: str
         other_colour = rng.choice([c for c in world.colours() if c != first.colour])
         second = world.sample_object(rng, split, b, name=first.name, colour=other_colour, size=first.size)
     objects = [first, second]
-    free = [c for c in range(9) if c not in (a, b)]
-    if world.config.max_objects >= 3 and rng.random() < 0.5:
-        # the third object never fits the twins' phrase ("the star", "the food & drink emoji")
+    if world.config.counts:  # a count of at least 2 (kinds() offers no position task otherwise)
+        extra = rng.choice([c for c in world.config.counts if c >= 2]) - 2
+    else:
+        extra = 1 if world.config.max_objects >= 3 and rng.random() < 0.5 else 0
+    if extra:
+        # the other objects never fit the twins' phrase ("the star", "the food & drink emoji")
         phrase = _position_phrase(world, first, attribute)
         names = [n for n in world.names(split) if _position_phrase(world, obj_replace(first, name=n), attribute)
                  != phrase]
-        objects.append(world.sample_object(rng, split, rng.choice(free), name=rng.choice(names)))
+        for _ in range(extra):
+            free = [c for c in range(9) if c not in {o.cell for o in objects}]
+            objects.append(world.sample_object(rng, split, rng.choice(free), name=rng.choice(names)))
     scene = Scene(tuple(objects))
     left, right = sorted([first, second], key=lambda o: world.centre(o)[0])
     return scene, left, right
@@ -542,6 +569,14 @@ def check_data_config(data: DataConfig) -> None:
         raise ValueError(f"data.group_size must be at least 1, got {data.group_size}")
     if data.tgit_groups not in TGIT_GROUPS:
         raise ValueError(f"data.tgit_groups must be one of {TGIT_GROUPS}, got {data.tgit_groups!r}")
+    if data.objects:
+        try:
+            check_counts(data.objects)
+        except ValueError as e:
+            raise ValueError(f"data.objects: {e}") from None
+        if data.task_weights.get("position", 0) > 0 and max(data.objects) < 2:
+            raise ValueError(f"data.objects={data.objects}: the position task needs two objects in a scene; "
+                             f"add a count of 2 or more or set data.task_weights.position to 0")
 
 
 def sample_pairs(data: DataConfig, split: str, n: int, seed: int) -> list[Pair]:
@@ -558,13 +593,15 @@ def iter_pairs(data: DataConfig, split: str, n: int, seed: int) -> Iterator[Pair
     """The pairs of `sample_pairs(data, split, n, seed)`, in the same order, generated lazily."""
     split_check(split)
     check_data_config(data)
-    worlds = [make_world(w, data.image_size) for w in data.worlds]
+    worlds = [make_world(w, data.image_size, data.objects) for w in data.worlds]
     wsum, tsum = sum(data.world_weights), sum(data.task_weights.values())
     cells = [(world, task, n * ww / wsum * tw / tsum)
              for world, ww in zip(worlds, data.world_weights) for task, tw in data.task_weights.items()
              if ww > 0 and tw > 0]
     filled = [0] * len(cells)
-    rng = make_rng("pairs", seed, split, tuple(data.worlds), data.image_size)
+    # object counts name their own stream; the default stream (no counts) is the one it always was
+    rng = make_rng("pairs", seed, split, tuple(data.worlds), data.image_size,
+                   *((("objects", check_counts(data.objects)),) if data.objects else ()))
     done, group = 0, 0
     while done < n:
         room = [max(q - f, 0.0) for (_, _, q), f in zip(cells, filled)]
@@ -587,12 +624,17 @@ def iter_pairs(data: DataConfig, split: str, n: int, seed: int) -> Iterator[Pair
 
 
 def eval_items(world: str, task: str, split: str, n: int, seed: int, image_size: int = 64,
-               config: TaskConfig = DEFAULT_TASK_CONFIG) -> list[EvalItem]:
-    """n evaluation items of one task (kinds cycle evenly: item i has kind kinds[i % len(kinds)])."""
+               config: TaskConfig = DEFAULT_TASK_CONFIG, objects=()) -> list[EvalItem]:
+    """n evaluation items of one task (kinds cycle evenly: item i has kind kinds[i % len(kinds)]).
+    objects: the object counts of the scenes, e.g. (5,) for a test set of 5-object scenes (() = the world's own
+    range); a task the counts make impossible (position with one object) has no items: []."""
     split_check(split)
-    w = make_world(world, image_size)
+    w = make_world(world, image_size, objects)
     task_kinds = kinds(w, task)
-    rng = make_rng("eval", seed, split, world, task, image_size)
+    if not task_kinds:
+        return []
+    rng = make_rng("eval", seed, split, world, task, image_size,
+                   *((("objects", check_counts(objects)),) if len(objects) else ()))
     items = []
     for i in range(n):
         kind = task_kinds[i % len(task_kinds)]

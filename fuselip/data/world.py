@@ -68,12 +68,53 @@ class WorldConfig:
     """Knobs every world shares (fractions are of the cell side S/3)."""
     min_objects: int = 1
     max_objects: int = 3
+    counts: tuple[int, ...] = ()   # objects per scene, drawn uniformly from these (the bottleneck study; see
+                                   # `with_counts`); () draws uniformly from [min_objects, max_objects]
     sizes: tuple[tuple[str, float], ...] = (("small", 0.45), ("large", 0.75))  # sprite diameter / cell side
     jitter: float = 0.1            # max centre offset from the cell centre
     angle_step: int = 5            # orientations are multiples of this (TGIT rotates by multiples of 10)
     max_tilt: int = 180            # orientations are drawn from [-max_tilt, max_tilt] (180: any orientation)
     supersample: int = 4           # shapes are drawn this many times larger, then box-filtered (anti-aliasing)
     background: tuple[int, int, int] = (255, 255, 255)  # also the fill of rotated corners (see tgit.py)
+
+
+MAX_OBJECTS = len(CELL_NAMES)  # one object per cell at most
+
+
+def with_counts(config: WorldConfig, counts) -> WorldConfig:
+    """`config` for scenes of exactly these object counts (each 1..9, one object per cell at most).
+
+    The world then spans the whole layout, 1 to 9 objects, whatever the counts drawn: edits may add an object up
+    to 9 and remove one down to 1, and the count question's answers are "zero" to "nine". So a test set of one
+    count (counts=(k,)) asks the same questions with the same answer lists as any other count, and a training
+    mixture (counts=(1, …, 9)) lets edits cross between counts."""
+    return dataclasses.replace(config, min_objects=1, max_objects=MAX_OBJECTS, counts=check_counts(counts))
+
+
+def check_counts(counts) -> tuple[int, ...]:
+    """Object counts as a sorted tuple of distinct integers, each 1..9; ValueError otherwise."""
+    if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in counts):
+        raise ValueError(f"object counts are integers, got {list(counts)}")
+    out = tuple(sorted(set(int(c) for c in counts)))
+    if not out or out[0] < 1 or out[-1] > MAX_OBJECTS:
+        raise ValueError(f"objects per scene must be between 1 and {MAX_OBJECTS} (one per cell), got {list(counts)}")
+    return out
+
+
+def parse_counts(text: str) -> tuple[int, ...]:
+    """"1,3,5,7,9" or "1-9" or "2-4,9" -> sorted distinct object counts (each 1..9)."""
+    counts = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                counts += range(int(lo), int(hi) + 1)
+            elif part:
+                counts.append(int(part))
+        except ValueError:
+            raise ValueError(f"object counts are integers or ranges like 1,3,5 or 1-9, got {text!r}") from None
+    return check_counts(counts)
 
 
 def article(phrase: str) -> str:
@@ -157,11 +198,22 @@ class World:
 
     def sample_scene(self, rng: random.Random, split: str, n_objects: int | None = None,
                      min_objects: int | None = None) -> Scene:
-        """A scene of n distinct-cell objects (n uniform in [min, max] unless given)."""
-        lo = self.config.min_objects if min_objects is None else min_objects
-        n = n_objects if n_objects is not None else rng.randint(lo, self.config.max_objects)
+        """A scene of n distinct-cell objects: n given, else drawn from `config.counts` (those >= min_objects if
+        any, else all of them: a stratum of one count wins), else uniform in [min_objects, max_objects]."""
+        if n_objects is not None:
+            n = n_objects
+        elif self.config.counts:
+            counts = [c for c in self.config.counts if min_objects is None or c >= min_objects]
+            n = rng.choice(counts or self.config.counts)
+        else:
+            lo = self.config.min_objects if min_objects is None else min_objects
+            n = rng.randint(lo, self.config.max_objects)
         cells = rng.sample(range(len(CELL_NAMES)), n)
         return Scene(tuple(self.sample_object(rng, split, c) for c in cells))
+
+    def scene_counts(self) -> tuple[int, ...]:
+        """Every number of objects a scene of this world may be drawn with."""
+        return self.config.counts or tuple(range(self.config.min_objects, self.config.max_objects + 1))
 
     # --- language ------------------------------------------------------------------------------
     def phrase(self, obj: Obj, attributes: tuple[str, ...] | None = None) -> str:
