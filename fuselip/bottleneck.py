@@ -195,17 +195,8 @@ def linear_probe_multiclass(features: torch.Tensor, labels: torch.Tensor,
     The multiclass form of fuselip.evaluate.linear_probe_accuracy: the same standardisation, bias column, ridge
     and split (fit on the first `train_fraction` rows, score on the rest), with one-hot targets and the arg-max
     as the answer (for two classes it is the same read-out). Closed form, so deterministic."""
-    if features.ndim != 2 or labels.shape != (features.shape[0],):
-        raise ValueError(f"linear probe: features must be (N, D) and labels (N,), got {tuple(features.shape)} "
-                         f"and {tuple(labels.shape)}")
-    n_train = int(features.shape[0] * train_fraction)
-    if n_train < 2 or n_train >= features.shape[0]:
-        raise ValueError(f"linear probe: {features.shape[0]} rows leave no train or no test rows "
-                         f"(train_fraction={train_fraction})")
+    x, n_train = ev.probe_design(features, labels, train_fraction)                  # (N, D + 1)
     labels = labels.long()
-    x = features.double()
-    mean, std = x[:n_train].mean(0), x[:n_train].std(0).clamp_min(1e-6)
-    x = torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)   # (N, D + 1)
     classes = int(labels.max()) + 1
     y = torch.nn.functional.one_hot(labels, classes).double()                        # (N, C)
     a, b = x[:n_train], y[:n_train]
