@@ -56,6 +56,24 @@ class TokenizerConfig:
     pixel_decoder_channels: list[int] = field(default_factory=list)  # [] : a linear map from each decoder
                                     # patch token to its pixels; [c0, c1, …]: a small convolutional pixel decoder
                                     # (like TiTok's second stage), c0 at the patch grid, doubling the side per entry
+    pos_grid_rms: float = 0.0       # titok: 0: positions start as N(0, 0.02) (ViT); > 0: the encoder's patch positions
+                                    # and the decoder's query positions start as a 2-D sine-cosine map of this RMS
+                                    # (fuselip.model.grid_sincos), still learned: where a patch is, is visible next to
+                                    # its pixels from the first step
+    # titok trained on proxy codes (TiTok's own two-stage recipe, fuselip/tokenizers/titok.py): the decoder predicts
+    # the codes of a frozen grid tokenizer, whose decoder makes the pixels. The grid fields above (stem_patch,
+    # channels, res_blocks, decoder_*) then describe that grid; training checks them against the checkpoint.
+    proxy_checkpoint: str = ""      # the frozen grid tokenizer's folder ("": no proxy, the decoder makes pixels);
+                                    # read by training only: a trained TiTok holds the grid's codebook and decoder
+    proxy_codebook_size: int = 0    # the grid's codebook_size / code_dim / l2_codes
+    proxy_code_dim: int = 0
+    proxy_l2_codes: bool = False
+    proxy_merge_cos: float = 1.0    # stage 1's targets: a grid code whose vector has cosine >= this with an earlier
+                                    # code counts as that code (dead-code re-seeding leaves near-copies, e.g. of plain
+                                    # white, that decode to the same pixels but make the exact target arbitrary);
+                                    # 1.0: only exact copies
+    pixel_finetune: float = 0.0     # stage 2: this last fraction of the steps trains the decoder (and the grid's
+                                    # decoder) on pixels, from its soft codes; encoder and quantiser frozen
 
 
 @dataclass

@@ -1,11 +1,15 @@
 """Train an image tokenizer (2-D VQ grid or 1-D TiTok) on images of both worlds.
 
     python train/train_tokenizer.py --preset tiny-grid
-    python train/train_tokenizer.py --preset tiny-titok --train.steps=2000 --resume
+    python train/train_tokenizer.py --preset tiny-titok             # 32 tokens, on the grid's proxy codes
+    python train/train_tokenizer.py --preset tiny-titok-64 --resume  # 64 tokens; continue an interrupted run
     python train/train_tokenizer.py --preset tiny-grid --csv my.csv --image-folder photos/   # + your images
     python train/train_tokenizer.py --preset tiny-grid --ship checkpoints/tokenizer-grid-tiny
 
 The run's checkpoint (model + exact train state) is `train.out_dir`; `--resume` continues it bit-exactly.
+TiTok is trained as TiTok is trained (fuselip/tokenizers/titok.py): its decoder first predicts the codes of the
+frozen grid tokenizer `tokenizer.proxy_checkpoint` (cross-entropy), then, for the last `tokenizer.pixel_finetune`
+of the steps, learns on pixels; the grid tokenizer must exist first (`--preset tiny-grid`).
 `--ship DIR` then evaluates the final model on the test split (fuselip.tokenizers.evaluation) and writes a
 shipped checkpoint folder: config.json, model.safetensors, metrics.json (with this command line).
 """

@@ -1,7 +1,8 @@
 """Discrete image tokenizers: an image becomes N integer codes, and codes become an image again.
 
     build_tokenizer(TokenizerConfig) -> GridTokenizer (2-D VQ-VAE) | PatchTokenizer (k-means codes of pixel patches)
-                                      | TiTokTokenizer (1-D, TiTok-style)
+                                      | TiTokTokenizer (1-D, TiTok-style; trained on a grid's proxy codes
+                                        when tokenizer.proxy_checkpoint is set)
     tok.encode(x (B, 3, S, S) in [0, 1]) -> (B, N) codes;  tok.decode(codes) -> images;  tok(x) -> (recon, codes, losses)
 
 Both are checkpoint kinds ("tokenizer-grid", "tokenizer-titok"), so `fuselip.load_model(folder)` loads them.

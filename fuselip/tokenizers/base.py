@@ -114,6 +114,19 @@ class ImageTokenizer(nn.Module):
         losses["loss"] = losses["recon"] + self.config.codebook_weight * losses["vq"]
         return recon, codes, losses
 
+    # ---- hooks of the training loop (fuselip/tokenizers/training.py)
+    progress_losses: tuple[str, ...] = ()  # entries of forward's losses that the progress bar shows too
+    reconstruct = True  # set by the training loop on the steps it logs: a forward whose loss needs no
+                        # reconstruction (TiTok on proxy codes) may then skip it and return None
+
+    def prepare_training(self) -> None:
+        """Called once by the training loop after building the model, before a resume: load what training
+        needs besides the model's own weights (TiTok: its frozen proxy tokenizer)."""
+
+    def training_phase(self, step: int, steps: int) -> None:
+        """Called by the training loop before every step: a model trained in stages switches them here, as a
+        function of the step alone, so that a resumed run continues exactly."""
+
     def after_step(self) -> int:
         """Called by the training loop after every optimiser step (dead-code re-seeding)."""
         return self.quantizer.reseed_dead_codes()
@@ -151,10 +164,13 @@ class ImageTokenizer(nn.Module):
 
     export_dtype: torch.dtype | None = None  # e.g. torch.float16 to ship half-size weights (fuselip.tokenizers.ship)
 
+    def exported(self, key: str) -> bool:
+        """Whether state-dict entry `key` is a weight of the model (saved) or train state (not saved)."""
+        return key not in {f"quantizer.{name}" for name in VectorQuantizer.TRAINING_BUFFERS}
+
     def export_tensors(self) -> dict[str, torch.Tensor]:
         """The weights only: the quantiser's training buffers are train state, not model."""
-        skip = {f"quantizer.{name}" for name in VectorQuantizer.TRAINING_BUFFERS}
-        tensors = {k: v for k, v in self.state_dict().items() if k not in skip}
+        tensors = {k: v for k, v in self.state_dict().items() if self.exported(k)}
         if self.export_dtype is not None:
             tensors = {k: v.to(self.export_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         return tensors

@@ -47,13 +47,21 @@ def fixed_test_batch(image_size: int, worlds=("shapes", "emoji")) -> dict[str, n
 
 @torch.no_grad()
 def evaluate(tokenizer, images: dict[str, np.ndarray]) -> dict:
-    """{world: (n, S, S, 3) uint8} -> {"psnr": {world: dB}, "usage", "perplexity", "codes_used"}."""
-    result, all_codes = {"psnr": {}}, []
+    """{world: (n, S, S, 3) uint8} -> {"psnr": {world: dB}, "usage", "perplexity", "codes_used"}, + for a TiTok
+    trained on proxy codes whose proxy encoder is loaded (during training) "proxy_accuracy": {world: share of the
+    grid cells whose code it predicts right}."""
+    result, all_codes, accuracy = {"psnr": {}}, [], {}
     for world, array in images.items():
         x = to_tensor(array)
         codes = tokenizer.encode(x)
         result["psnr"][world] = round(float(psnr(tokenizer.decode(codes), x).mean()), 3)
         all_codes.append(codes)
+        proxy = getattr(tokenizer, "proxy_accuracy", None)
+        value = proxy(x) if proxy is not None else None
+        if value is not None:
+            accuracy[world] = round(value, 4)
+    if accuracy:
+        result["proxy_accuracy"] = accuracy
     stats = codebook_stats(torch.cat(all_codes), tokenizer.codebook_size)
     result.update(usage=round(stats["usage"], 4), perplexity=round(stats["perplexity"], 2),
                   codes_used=stats["codes_used"])

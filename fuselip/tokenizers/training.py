@@ -1,4 +1,4 @@
-"""The training loop for image tokenizers: reconstruction + VQ loss, validation, atomic checkpoints, exact resume.
+"""The training loop for image tokenizers: the model's own loss, validation, atomic checkpoints, exact resume.
 
     train(run_config, train_images, val_images, resume=...) -> tokenizer
 
@@ -6,6 +6,9 @@
 A checkpoint in `train.out_dir` holds the model (config.json + model.safetensors, loadable with
 `fuselip.load_model`) and, in `extra.safetensors`, everything needed to continue bit-exactly: the step,
 the optimiser moments, the quantiser's usage window and recent-output buffer, and both RNG states.
+The model supplies its losses (forward -> losses["loss"]) and, through the hooks of ImageTokenizer
+(prepare_training, training_phase, after_step), whatever it does in stages: a TiTok trained on proxy codes
+switches from the proxy cross-entropy to pixels here, as a function of the step alone.
 """
 from __future__ import annotations
 
@@ -121,6 +124,7 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
     out_dir = Path(tc.out_dir)
     torch.manual_seed(tc.seed)
     model = build_tokenizer(cfg.tokenizer).to(tc.device)
+    model.prepare_training()  # e.g. TiTok on proxy codes: its frozen grid tokenizer, from tokenizer.proxy_checkpoint
     optimizer = make_optimizer(model, tc)
     batch_rng = torch.Generator().manual_seed(tc.seed)
     step, seconds_before = 0, 0.0
@@ -142,6 +146,8 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
         x = to_tensor(pool[idx].numpy()).to(tc.device)  # (B, 3, S, S)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, tc)
+        model.training_phase(step, tc.steps)  # a model trained in stages (TiTok: proxy codes, then pixels)
+        model.reconstruct = (step + 1) % tc.log_every == 0 or step + 1 == tc.steps  # the steps that show PSNR
         model.quantizer.bypass = step < vq_from
         if step == vq_from and vq_from > 0:
             model.quantizer.reseed_all_codes()
@@ -161,7 +167,8 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
             stats = codebook_stats(torch.cat(window_codes), model.codebook_size)
             window_codes = []
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}", psnr=f"{psnr(recon.detach(), x).mean():.2f}",
-                            usage=f"{stats['usage']:.2f}", refresh=False)
+                            usage=f"{stats['usage']:.2f}", refresh=False,
+                            **{k: f"{float(losses[k]):.3f}" for k in model.progress_losses if k in losses})
         last = step == tc.steps or (stop_after is not None and step - start_step >= stop_after)
         if (tc.val_every and step % tc.val_every == 0) or last:
             model.eval()
@@ -169,13 +176,15 @@ def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.nda
                        "train_seconds_total": round(seconds_before + time.time() - t0, 1)}
             model.train()
             log(f"step {step}: " + ", ".join(f"psnr[{w}]={v:.2f}" for w, v in metrics["psnr"].items())
-                + f", usage={metrics['usage']:.3f}, perplexity={metrics['perplexity']:.1f}")
+                + f", usage={metrics['usage']:.3f}, perplexity={metrics['perplexity']:.1f}"
+                + "".join(f", proxy_accuracy[{w}]={v:.3f}" for w, v in metrics.get("proxy_accuracy", {}).items()))
         if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or last:
             save_run(model, optimizer, step, batch_rng, out_dir, {"step": step, **metrics},
                      seconds=seconds_before + time.time() - t0)
         if last:
             break
     bar.close()
+    model.reconstruct = True
     model.eval()
     return model
 

@@ -33,7 +33,9 @@ def test_shipped_checkpoint_reproduces_its_metrics(name, batch):
     # the test-split figures are in the same file, from the same function on more images
     test = model.metrics["test"]
     assert set(test["psnr"]) == {"shapes", "emoji"} and 0 < test["usage"] <= 1
-    assert (ROOT / name / "model.safetensors").stat().st_size < 4_000_000
+    # a TiTok trained on proxy codes carries the grid's codebook and decoder (~2 MB in fp16) to make its pixels
+    limit = 6_000_000 if getattr(model, "proxy", None) is not None else 4_000_000
+    assert (ROOT / name / "model.safetensors").stat().st_size < limit
 
 
 def test_evaluate_tokenizer_cli_update_metrics_rewrites_only_the_measured_fields(tmp_path):
