@@ -40,12 +40,12 @@ def gallery_for(task: str) -> str:
     return "benchmark answers (texts)" if task == "vqa" else "benchmark images"
 
 
-def image_input(label: str) -> gr.Image:
-    """An upload box. Its events run with preprocess=False: the handler gets the uploaded file as is and
+def image_input(label: str, value=None) -> gr.Image:
+    """An upload box (showing `value`, a uint8 picture, on load: a tab's worked example). Its events run with preprocess=False: the handler gets the uploaded file as is and
     fuselip.demo.read_image decides what is usable, so a file that is not an image gets a readable message
     (Gradio's own preprocessing would fail first, with a generic one)."""
-    return gr.Image(label=label, type="filepath", image_mode=None, format="png", height=224,
-                    sources=["upload", "clipboard"], elem_classes=["pixelated"])
+    return gr.Image(value=None if value is None else as_file(value), label=label, type="filepath", image_mode=None,
+                    format="png", height=224, sources=["upload", "clipboard"], elem_classes=["pixelated"])
 
 
 def picture(label: str, height: int = 224, elem_id: str | None = None) -> gr.Image:
@@ -108,13 +108,13 @@ def build(demo: Demo) -> gr.Blocks:
             status = gr.Markdown(demo.registry.status())
         with gr.Tabs():
             with gr.Tab("1 · Image tokens", id="tokens"):
-                _tokens_tab(demo)
+                _tokens_tab(demo, blocks)
             with gr.Tab("2 · Attention across modalities", id="attention"):
-                _attention_tab(demo)
+                _attention_tab(demo, blocks)
             with gr.Tab("3 · Fused-query retrieval", id="retrieval"):
-                _retrieval_tab(demo)
+                _retrieval_tab(demo, blocks)
             with gr.Tab("4 · VQA probe", id="vqa"):
-                _vqa_tab(demo)
+                _vqa_tab(demo, blocks)
         status_button = gr.Button("refresh model status", size="sm", visible=False)
         status_button.click(lambda: demo.registry.status(), None, status, api_name="status")
     return blocks
@@ -124,7 +124,7 @@ def build(demo: Demo) -> gr.Blocks:
 # tab 1
 
 
-def _tokens_tab(demo: Demo) -> None:
+def _tokens_tab(demo: Demo, blocks: gr.Blocks) -> None:
     gr.Markdown("A discrete tokenizer turns the image into integer codes. **Grid** (VQ-VAE): one code per "
                 "8×8-pixel cell. **TiTok**: 32 tokens not tied to a region; the influence maps show which pixels "
                 "each token changes when it is replaced. A **released** TiTok (`FUSELIP_MODEL`): 128 tokens of a "
@@ -133,10 +133,10 @@ def _tokens_tab(demo: Demo) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             tokenizer = gr.Dropdown(names, value=names[0] if names else None, label="tokenizer")
-            image = image_input("image")
+            scenes = demo.benchmark.scenes()
+            image = image_input("image", scenes[0][0])  # the page opens on the first scene, tokenized
             run = gr.Button("Tokenize", variant="primary", elem_id="tokens-run")
             notes = gr.Markdown()
-            scenes = demo.benchmark.scenes()
             gr.Examples([[img] for img, _ in scenes], inputs=[image], label="test scenes of both worlds",
                         examples_per_page=len(scenes), elem_id="tokens-examples")
         with gr.Column(scale=2):
@@ -161,6 +161,7 @@ def _tokens_tab(demo: Demo) -> None:
 
     outputs = [tokens, recon, highlight, code, influence, summary, notes]
     run.click(tokens_handler, [tokenizer, image, code], outputs, api_name="tokens", preprocess=False)
+    blocks.load(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private", preprocess=False)
     for control in (code, tokenizer):
         control.input(tokens_handler, [tokenizer, image, code], outputs, api_visibility="private",
                       preprocess=False)
@@ -170,22 +171,23 @@ def _tokens_tab(demo: Demo) -> None:
 # tab 2
 
 
-def _attention_tab(demo: Demo) -> None:
+def _attention_tab(demo: Demo, blocks: gr.Blocks) -> None:
     gr.Markdown("FuseLIP feeds `[image tokens…, sot, words…, eot]` to one transformer. Pick a text token to see "
                 "where it looks in the image, and how much attention crosses between the modalities per layer.")
     names = demo.fuselip_names()
     with gr.Row():
         with gr.Column(scale=1):
             model = gr.Dropdown(names, value=names[0] if names else None, label="model")
-            image = image_input("image")
-            text = gr.Textbox(label="text", placeholder="e.g. the red circle on the left", max_lines=3)
+            first = demo.benchmark.worked_example("attention")  # the page opens on it, with its attention shown
+            image = image_input("image", first.image)
+            text = gr.Textbox(first.text, label="text", placeholder="e.g. the red circle on the left", max_lines=3)
             with gr.Row():
                 layer = gr.Dropdown(["mean"], value="mean", label="layer", allow_custom_value=True)
                 head = gr.Dropdown(["mean"], value="mean", label="head", allow_custom_value=True)
             token = gr.Dropdown([], label="text token", allow_custom_value=True)
             run = gr.Button("Show attention", variant="primary", elem_id="attention-run")
             notes = gr.Markdown()
-            examples = demo.benchmark.attention_examples()
+            examples = demo.benchmark.tab_examples("attention")
             gr.Examples([[e.image, e.text, f"{e.task} · {e.world}"] for e in examples],
                         inputs=[image, text, gr.Textbox(visible=False, label="example")], label="examples (test split)",
                         examples_per_page=len(examples), elem_id="attention-examples")
@@ -216,6 +218,7 @@ def _attention_tab(demo: Demo) -> None:
     inputs = [model, image, text, layer, head, token]
     outputs = [heatmap, token, layer, head, shares, image_to_text, per_token, summary, notes]
     run.click(attention_handler, inputs, outputs, api_name="attention", preprocess=False)
+    blocks.load(attention_handler, inputs, outputs, api_visibility="private", preprocess=False)
     text.submit(attention_handler, inputs, outputs, api_visibility="private", preprocess=False)
     for control in (layer, head, token):
         control.input(attention_handler, inputs, outputs, api_visibility="private", preprocess=False)
@@ -225,21 +228,23 @@ def _attention_tab(demo: Demo) -> None:
 # tab 3
 
 
-def _retrieval_tab(demo: Demo) -> None:
+def _retrieval_tab(demo: Demo, blocks: gr.Blocks) -> None:
     cfg = demo.config
     gr.Markdown("A fused query (image + instruction) against a gallery. The gallery is every candidate of the "
                 "test-set items (the targets and their hard negatives: all transformations, edits, crops of the "
                 "same scene), or a folder of your images. Benchmark queries mark the correct item ✓.")
     with gr.Row():
         with gr.Column(scale=1):
-            image = image_input("query image")
-            text = gr.Textbox(label="instruction", placeholder="e.g. rotate 90 degrees clockwise", max_lines=3)
-            gallery = gr.Radio(list(GALLERIES), value="benchmark images", label="search in")
+            first = demo.benchmark.worked_example("retrieval")  # the page opens on it, searched by every model
+            image = image_input("query image", first.image)
+            text = gr.Textbox(first.text, label="instruction", placeholder="e.g. rotate 90 degrees clockwise",
+                              max_lines=3)
+            gallery = gr.Radio(list(GALLERIES), value=gallery_for(first.task), label="search in")
             folder = gr.Textbox(label="my folder (path on this machine, for 'my folder')", max_lines=1)
             k = gr.Slider(1, 12, value=cfg.top_k, step=1, label="top-k")
             run = gr.Button("Search", variant="primary", elem_id="retrieval-run")
             notes = gr.Markdown()
-            examples = demo.benchmark.examples(cfg.retrieval_tasks)
+            examples = demo.benchmark.tab_examples("retrieval")
             rows = [[e.image, e.text, gallery_for(e.task), f"{e.task} · {e.world} · {e.kind}"] for e in examples]
             gr.Examples(rows,
                         inputs=[image, text, gallery, gr.Textbox(visible=False, label="example")], label="queries from the test split",
@@ -269,6 +274,7 @@ def _retrieval_tab(demo: Demo) -> None:
     inputs = [image, text, gallery, k, folder]
     outputs = columns + [summary, notes]
     run.click(retrieval_handler, inputs, outputs, api_name="retrieve", preprocess=False)
+    blocks.load(retrieval_handler, inputs, outputs, api_visibility="private", preprocess=False)
     text.submit(retrieval_handler, inputs, outputs, api_visibility="private", preprocess=False)
 
 
@@ -276,18 +282,20 @@ def _retrieval_tab(demo: Demo) -> None:
 # tab 4
 
 
-def _vqa_tab(demo: Demo) -> None:
+def _vqa_tab(demo: Demo, blocks: gr.Blocks) -> None:
     cfg = demo.config
     gr.Markdown("An image and a question → every candidate answer of the test set, ranked by each model "
                 "(softmax over the answers at the model's learned temperature).")
     with gr.Row():
         with gr.Column(scale=1):
-            image = image_input("image")
-            question = gr.Textbox(label="question", placeholder="e.g. what colour is the star?", max_lines=2)
+            first = demo.benchmark.worked_example("vqa")  # the page opens on it, answered by every model
+            image = image_input("image", first.image)
+            question = gr.Textbox(first.text, label="question", placeholder="e.g. what colour is the star?",
+                                  max_lines=2)
             k = gr.Slider(1, 10, value=cfg.top_k, step=1, label="answers shown")
             run = gr.Button("Ask", variant="primary", elem_id="vqa-run")
             notes = gr.Markdown()
-            examples = demo.benchmark.examples(["vqa"], per_task=4)
+            examples = demo.benchmark.tab_examples("vqa")
             gr.Examples([[e.image, e.text, f"{e.kind} · {e.world}"] for e in examples],
                         inputs=[image, question, gr.Textbox(visible=False, label="example")], label="questions from the test split",
                         examples_per_page=len(examples), elem_id="vqa-examples")
@@ -312,4 +320,5 @@ def _vqa_tab(demo: Demo) -> None:
 
     inputs, outputs = [image, question, k], outputs + [summary, notes]
     run.click(vqa_handler, inputs, outputs, api_name="vqa", preprocess=False)
+    blocks.load(vqa_handler, inputs, outputs, api_visibility="private", preprocess=False)
     question.submit(vqa_handler, inputs, outputs, api_visibility="private", preprocess=False)

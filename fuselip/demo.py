@@ -43,6 +43,10 @@ THREADS_ENV = "FUSELIP_APP_THREADS"
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
+FUNCTION_WORDS = {"the", "a", "an", "on", "in", "of", "to", "is", "are", "what", "which", "how", "many", "and"}
+# words the attention tab does not open on: their attention says little about where the text looks
+
+
 @dataclass
 class DemoConfig:
     """Everything the app's computations depend on (sizes of galleries and example lists, display size)."""
@@ -59,6 +63,9 @@ class DemoConfig:
     gallery_items: int = 8              # eval items per (world, task) whose candidates form the galleries
     examples_per_task: int = 1          # example queries per (world, task) offered in the app
     token_examples: int = 3             # example scenes per world in the image-tokens tab
+    first_view: dict[str, str] = field(default_factory=lambda: {
+        "attention": "position", "retrieval": "tgit", "vqa": "vqa"})  # the task of the worked example each tab
+                                        # shows on load (Benchmark.worked_example), so a first visit sees a result
     top_k: int = 5
     display_size: int = 192             # side of every picture the app shows (pixel art is upscaled)
     token_display_size: int = 256       # side of the token-grid pictures (room for readable code ids)
@@ -400,6 +407,25 @@ class Benchmark:
                         out.append(Example(q.image, q.text, task, world, items[i].kind))
         return out
 
+    def tab_examples(self, tab: str) -> list[Example]:
+        """The examples a tab offers: "attention", "retrieval" (every retrieval task) or "vqa" (four per world)."""
+        if tab == "attention":
+            return self.attention_examples()
+        if tab == "retrieval":
+            return self.examples(self.config.retrieval_tasks)
+        if tab == "vqa":
+            return self.examples(["vqa"], per_task=4)
+        raise DemoError(f"unknown tab {tab!r}: choose 'attention', 'retrieval' or 'vqa'")
+
+    def worked_example(self, tab: str) -> Example:
+        """The example a tab ("attention", "retrieval" or "vqa") opens on: the first of its examples whose task is
+        config.first_view[tab] (the tab's first example when that task is not among them)."""
+        if tab not in self.config.first_view:
+            raise DemoError(f"no worked example for tab {tab!r}: config.first_view has {sorted(self.config.first_view)}")
+        examples = self.tab_examples(tab)
+        task = self.config.first_view[tab]
+        return next((e for e in examples if e.task == task), examples[0])
+
     def attention_examples(self) -> list[Example]:
         """(image, text) pairs to look at attention with: each caption item's image with its correct caption
         (words that name what is in the image), then queries of the instruction tasks."""
@@ -713,7 +739,9 @@ class Demo:
         layer_i = _parse_choice(layer, p.layers, "Layer")
         head_i = _parse_choice(head, p.heads, "Head")
         token_choices = [f"{i}: {label}" for i, label in enumerate(p.text_labels)]
-        default = 1 if len(p.text_labels) > 2 else len(p.text_labels) - 1   # first word, else eot
+        words = [i for i, label in enumerate(p.text_labels[1:-1], start=1) if label.lower() not in FUNCTION_WORDS]
+        default = words[0] if words else (1 if len(p.text_labels) > 2 else len(p.text_labels) - 1)  # first content
+        # word ("diamond" in "the diamond on the left"), else the first word, else eot
         token = token if token in token_choices else token_choices[default]
         t = int(token.split(":")[0])
         size = self.config.display_size

@@ -113,3 +113,24 @@ def test_released_model_in_the_tokens_and_attention_tabs(tmp_path, monkeypatch):
     assert len(tokens.codes) == 128 and len(tokens.influence) == 128 and "*reads* from" in tokens.summary
     assert tokens.reconstruction.shape == (demo.config.token_display_size,) * 2 + (3,)
     assert "released" in demo.registry.status()
+
+
+def test_each_tab_opens_on_a_worked_example_of_its_task(tmp_path):
+    from fuselip.demo import Benchmark
+    config = DemoConfig(checkpoints=str(tmp_path), gallery_items=2)
+    bench = Benchmark(config)
+    for tab, task in config.first_view.items():
+        example = bench.worked_example(tab)
+        assert example.task == task and any(e.text == example.text and e.world == example.world and (e.image == example.image).all() for e in bench.tab_examples(tab))
+        assert example.image.shape == (64, 64, 3) and example.text
+    with pytest.raises(DemoError, match="no worked example for tab 'tokens'"):
+        bench.worked_example("tokens")
+
+
+def test_attention_view_opens_on_the_first_content_word(tmp_path):
+    from fuselip.demo import Demo
+    demo = Demo(DemoConfig(checkpoints=str(tmp_path), display_size=64))
+    image = np.full((64, 64, 3), 255, np.uint8)
+    name = demo.fuselip_names()[0]
+    assert demo.attention(name, image, "the diamond on the left").token == "2: diamond"
+    assert demo.attention(name, image, "the on").token == "1: the"  # no content word: the first word

@@ -1,11 +1,13 @@
 """The app in a real browser: Debian's Chromium, headless, driven by Playwright (never a downloaded browser).
 
-For each tab: open it, click its first example, run it, wait until the output pictures have loaded
-(img elements with naturalWidth > 0), check that no error toast appeared, and save a screenshot to
-docs/screenshots/ (the README shows them).
+First view: the page opens with a worked example computed in every tab (nobody clicks anything); each tab's
+output pictures must load (img elements with naturalWidth > 0) with no error toast, and that first view is
+saved to docs/screenshots/ (the README shows them). Then, for each tab: click its first example, run it, and
+check the same.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,19 +60,9 @@ def loaded_images(page, selector: str) -> int:
     return page.eval_on_selector_all(selector, "els => els.filter(e => e.complete && e.naturalWidth > 0).length")
 
 
-@pytest.mark.parametrize("label,prefix,outputs,minimum", TABS, ids=[t[1] for t in TABS])
-def test_tab_runs_an_example(page, label, prefix, outputs, minimum):
-    close_toasts(page)  # a toast left by another tab is not this tab's
-    page.get_by_role("tab", name=label).click()
-    examples = page.locator(f"#{prefix}-examples")
-    examples.wait_for(timeout=TIMEOUT_MS)
-    examples.locator("button.gallery-item, tbody tr").first.click()
-    # the example's image reached the input component
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('#{prefix}-examples')].length && "
-        f"[...document.querySelectorAll('img')].some(e => e.src.includes('/file=') && e.naturalWidth > 0 "
-        f"&& !e.closest('#{prefix}-examples'))", timeout=TIMEOUT_MS)
-    page.locator(f"#{prefix}-run").click()
+def wait_for_outputs(page, outputs: str, minimum: int) -> None:
+    """Waits until `minimum` outputs matched by `outputs` have rendered (or an error toast shows), then checks
+    that there is no error toast, no JavaScript error, and (pictures) that they decoded."""
     ready = (f"[...document.querySelectorAll({outputs!r})].filter(e => e.complete && e.naturalWidth > 0).length"
              if outputs.endswith("img") else f"document.querySelectorAll({outputs!r}).length")
     # wait for the outputs, or stop early at an error toast
@@ -82,5 +74,37 @@ def test_tab_runs_an_example(page, label, prefix, outputs, minimum):
     if outputs.endswith("img"):
         assert loaded_images(page, outputs) >= minimum
     assert not page.js_errors, page.js_errors
+
+
+@pytest.mark.parametrize("label,prefix,outputs,minimum", TABS, ids=[t[1] for t in TABS])
+def test_first_view_shows_a_worked_example(page, label, prefix, outputs, minimum):
+    """Before any click, every tab already shows its worked example's result (these run first, on the page as
+    loaded)."""
+    close_toasts(page)
+    page.get_by_role("tab", name=label).click()
+    wait_for_outputs(page, outputs, minimum)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{prefix}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("label,prefix,outputs,minimum", TABS, ids=[t[1] for t in TABS])
+def test_tab_runs_an_example(page, label, prefix, outputs, minimum):
+    """Click the tab's last example (not the worked example it opened on) and run it: new outputs replace the
+    first view's."""
+    close_toasts(page)  # a toast left by another tab is not this tab's
+    page.get_by_role("tab", name=label).click()
+    examples = page.locator(f"#{prefix}-examples")
+    examples.wait_for(timeout=TIMEOUT_MS)
+    signature = (f"() => [...document.querySelectorAll({outputs!r})]"
+                 f".map(e => e.src || e.parentElement.innerText).join('|')")
+    before = page.evaluate(signature)
+    examples.locator("button.gallery-item, tbody tr").last.click()
+    # the example's image reached the input component
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#{prefix}-examples')].length && "
+        f"[...document.querySelectorAll('img')].some(e => e.src.includes('/file=') && e.naturalWidth > 0 "
+        f"&& !e.closest('#{prefix}-examples'))", timeout=TIMEOUT_MS)
+    page.locator(f"#{prefix}-run").click()
+    page.wait_for_function(f"() => ({signature[6:]}) !== {json.dumps(before)} || document.querySelector('{ERROR_TOAST}')",
+                           timeout=TIMEOUT_MS)
+    wait_for_outputs(page, outputs, minimum)
