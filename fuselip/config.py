@@ -95,6 +95,9 @@ class EncoderConfig:
     mmm_weight: float = 0.25
     mmm_reduction: str = "tokens"   # MMM loss: one mean over the masked tokens of both sides ("tokens", a literal
                                     # reading of the paper) or one mean per side, added ("sides", the reference code)
+    mmm_pass: str = "shared"        # "shared": the masked pass also gives the contrastive embeddings (paper, reference
+                                    # code); "clean": they come from a second, unmasked pass (the fused query and its
+                                    # target are seen whole; ~1.6x the compute of a step)
     mmm_vocab: str = "full"         # MMM softmax over the "full" joint vocabulary (paper) or only the ids "seen"
                                     # in the training set (same targets, ~100x cheaper head on CPU)
     fusion: str = "early"           # FuseLIP only. "early": image and text tokens in ONE sequence (the paper's model);

@@ -132,6 +132,8 @@ class FuseLIP(nn.Module):
         super().__init__()
         if encoder.mmm_reduction not in ("tokens", "sides"):
             raise ValueError(f"encoder.mmm_reduction must be 'tokens' or 'sides', got {encoder.mmm_reduction!r}")
+        if encoder.mmm_pass not in ("shared", "clean"):
+            raise ValueError(f"encoder.mmm_pass must be 'shared' or 'clean', got {encoder.mmm_pass!r}")
         if encoder.mmm_vocab not in ("full", "seen"):
             raise ValueError(f"encoder.mmm_vocab must be 'full' or 'seen', got {encoder.mmm_vocab!r}")
         if encoder.fusion not in ("early", "score"):
@@ -348,8 +350,8 @@ class FuseLIP(nn.Module):
         """A collated batch -> (left (B, D), right (B, D), aux).
 
         In training mode with mmm_probability > 0, both sides are masked and the same masked pass gives the
-        contrastive embeddings. The mask of batch row r is drawn from uniforms of shape (rows_total, context)
-        (left first, then right) taken at row `row_index[r]`: the engine sets these so that a DDP rank masks
+        contrastive embeddings (encoder.mmm_pass="shared"; "clean": a second, unmasked pass gives them).
+        The mask of batch row r is drawn from uniforms of shape (rows_total, context) (left first, then right) taken at row `row_index[r]`: the engine sets these so that a DDP rank masks
         its rows exactly as a single process masks the same global batch.
         aux["mmm"] = (weight · Σ cross-entropy, number of masked tokens): the engine divides the sum by the
         count (over all ranks). With encoder.mmm_reduction="sides" (the reference code) each side has its own
@@ -372,6 +374,9 @@ class FuseLIP(nn.Module):
         table = self.token_rows()
         left, ce_left, n_left = self._side(left_ids, uniforms[0], table)
         right, ce_right, n_right = self._side(right_ids, uniforms[1], table)
+        if self.config.mmm_pass == "clean":  # the masked pass only trains MMM; the contrastive loss sees whole inputs
+            left, _, _ = self._side(left_ids, None, table)
+            right, _, _ = self._side(right_ids, None, table)
         weight = self.config.mmm_weight
         if self.config.mmm_reduction == "sides":  # the reference code: one mean per side, added
             return left, right, {"mmm_left": (weight * ce_left, n_left), "mmm_right": (weight * ce_right, n_right)}

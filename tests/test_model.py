@@ -271,3 +271,25 @@ def test_mmm_per_side_means_are_the_reference_reduction():
     assert left_sum / left_n + right_sum / right_n > total / count  # about twice the weight of one mean
     with pytest.raises(ValueError, match="mmm_reduction"):
         H.model(mmm_reduction="mean")
+
+
+def test_mmm_clean_pass_embeds_whole_inputs_and_keeps_the_same_mmm_loss():
+    """encoder.mmm_pass="clean": the contrastive embeddings are those of the unmasked inputs (= eval mode), the MMM
+    loss is the shared pass's, mask for mask; "shared" embeds the masked inputs (they differ)."""
+    pairs = H.pairs(6)
+    out = {}
+    for mode in ("shared", "clean"):
+        m = H.model(mmm_pass=mode, mmm_probability=0.3).train()
+        batch = collate_pairs(pairs, m.token_cache(), m.config.context_length)
+        out[mode] = m.forward_pairs(batch, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            out[mode + "-eval"] = m.eval().forward_pairs(batch)
+    for side in (0, 1):
+        torch.testing.assert_close(out["clean"][side], out["clean-eval"][side])
+        assert not torch.allclose(out["shared"][side], out["shared-eval"][side])
+    (shared_sum, shared_n), = out["shared"][2].values()
+    (clean_sum, clean_n), = out["clean"][2].values()
+    torch.testing.assert_close(clean_sum, shared_sum)
+    assert clean_n == shared_n > 0
+    with pytest.raises(ValueError, match="mmm_pass"):
+        H.model(mmm_pass="both")

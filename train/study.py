@@ -65,9 +65,13 @@ STUDY: dict[str, tuple[str, list[str]]] = {
     "curriculum-captions": ("captions alone for the first 20 % of the steps, then every task",
                             ['--data.curriculum_first=["caption"]', "--data.curriculum_until=0.2"]),
     "group-9": ("hard-negative groups of up to 9 (VQA, edits, sampled TGIT)", ["--data.group_size=9"]),
+    "mmm-clean": ("MMM kept, but the contrastive embeddings come from a second, unmasked pass",
+                  ["--encoder.mmm_pass=clean"]),
     # the screening's two best changes together
     "ref-mmm-off": ("tgit-reference and mmm-off together", ["--data.tgit_groups=reference",
                                                              "--encoder.mmm_probability=0.0"]),
+    "ref-mmm-clean": ("tgit-reference and mmm-clean together", ["--data.tgit_groups=reference",
+                                                                 "--encoder.mmm_pass=clean"]),
 }
 
 
