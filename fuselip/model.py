@@ -351,8 +351,9 @@ class FuseLIP(nn.Module):
 
         In training mode with mmm_probability > 0, both sides are masked and the same masked pass gives the
         contrastive embeddings (encoder.mmm_pass="shared"; "clean": a second, unmasked pass gives them).
-        The mask of batch row r is drawn from uniforms of shape (rows_total, context) (left first, then right) taken at row `row_index[r]`: the engine sets these so that a DDP rank masks
-        its rows exactly as a single process masks the same global batch.
+        The mask of batch row r is drawn from uniforms of shape (rows_total, context) (left first, then right)
+        taken at row `row_index[r]`: the engine sets these so that a DDP rank masks its rows exactly as a single
+        process masks the same global batch.
         aux["mmm"] = (weight · Σ cross-entropy, number of masked tokens): the engine divides the sum by the
         count (over all ranks). With encoder.mmm_reduction="sides" (the reference code) each side has its own
         mean: aux["mmm_left"] and aux["mmm_right"], about twice the weight of one mean over both sides.
