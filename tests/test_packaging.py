@@ -36,3 +36,50 @@ def test_ci_runs_make_test_only():
     readme = (ROOT / "README.md").read_text()
     first_commands = re.findall(r"^make \w+", readme, flags=re.M)[:2]
     assert first_commands == ["make app", "make test"]
+
+
+# declared for what they run, not imported: notebook kernels and front end, pytest plugins
+NOT_IMPORTED = {"jupyterlab", "ipykernel", "ipywidgets", "nbval", "pytest-timeout"}
+
+
+def _imported_distributions() -> dict[str, set[str]]:
+    """Distribution name -> files of fuselip/, app/, train/, benchmarks/, tests/ and notebooks/ that import it."""
+    import ast
+    import json
+    import sys
+    from importlib.metadata import packages_distributions
+    owners = packages_distributions()  # top-level module -> the distributions that install it
+    sources = [p for d in ("fuselip", "app", "train", "benchmarks", "tests") for p in (ROOT / d).rglob("*.py")]
+    texts = [(p, p.read_text()) for p in sources]
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        cells = json.loads(notebook.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        texts.append((notebook, "\n".join(l for l in code.splitlines() if not l.lstrip().startswith(("%", "!")))))
+    found: dict[str, set[str]] = {}
+    for path, text in texts:
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top not in owners:
+                    continue  # the standard library, or modules of this repository (app, test helpers)
+                for dist in set(owners[top]) - {"fuselip"}:  # this project, installed editable
+                    found.setdefault(_name(dist), set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_import_is_declared_and_every_declaration_imported():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_name(s) for s in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        declared |= {_name(s) for s in extra}
+    imported = _imported_distributions()
+    undeclared = {d: sorted(files)[:3] for d, files in imported.items() if d not in declared}
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+    unused = declared - set(imported) - NOT_IMPORTED
+    assert not unused, f"declared in pyproject.toml but imported nowhere: {sorted(unused)}"
