@@ -3,7 +3,7 @@
 FuseLIP feeds image tokens and text tokens to one transformer, so both live in one vocabulary
 (shared/PAPER.md, "Token layout"):
 
-    0 ............ 49405   CLIP BPE text tokens (0 doubles as the pad id)
+    0 ............ 49405   CLIP BPE text tokens (0, "!", doubles as the pad id: padding is what follows eot)
     49406                  <start_of_text>  (sot)
     49407                  <end_of_text>    (eot; the embedding is read here)
     49408                  [MASK]           (masked multimodal modelling)
@@ -48,8 +48,9 @@ def is_image(ids: torch.Tensor) -> torch.Tensor:
 
 
 def is_text(ids: torch.Tensor) -> torch.Tensor:
-    """True for sot, eot and every BPE token except pad."""
-    return (ids > PAD) & (ids < MASK)
+    """True for sot, eot and every BPE token, id 0 ("!") included: the pad id is also a text token, so padding is
+    told by position (after a row's eot, `eot_positions`), never by id."""
+    return ids < MASK
 
 
 def build_sequence(image_codes: Sequence[int] | None, text_tokens: Sequence[int] | None,

@@ -40,5 +40,14 @@ def test_pad_and_eot_positions():
 def test_masks_partition_ids():
     ids = torch.tensor([vocab.PAD, 7, vocab.SOT, vocab.EOT, vocab.MASK, vocab.IMAGE_OFFSET + 3])
     assert vocab.is_image(ids).tolist() == [False] * 5 + [True]
-    assert vocab.is_text(ids).tolist() == [False, True, True, True, False, False]
+    assert vocab.is_text(ids).tolist() == [True, True, True, True, False, False]
     assert vocab.image_codes(vocab.image_ids(torch.tensor([3]))).item() == 3
+
+
+def test_bang_is_a_text_token():
+    # id 0 is both the pad id and the BPE token "!" (inside a word): as an id it is text; padding is what follows
+    # a row's eot (vocab.eot_positions), which is how the model finds it
+    assert SimpleTokenizer().encode("!$") == [vocab.PAD, 259]
+    ids = vocab.pad_sequences([vocab.build_sequence(None, [320, 0], 8), vocab.build_sequence(None, [], 8)])
+    assert ids.tolist() == [[vocab.SOT, 320, 0, vocab.EOT], [vocab.SOT, vocab.EOT, vocab.PAD, vocab.PAD]]
+    assert vocab.is_text(ids)[0].all()
