@@ -23,16 +23,16 @@ Engine protocol (fuselip/engine.py): `collate(pairs)`, `prepare(pairs)`, `forwar
 `encode(images, texts)`, `logit_scale`, `logit_bias`.
 
 Checkpoint compaction (`export_tensors` / `import_tensors`): the token table has 49,409 + codebook rows, but the
-training data only ever contains a few hundred of those ids. `prepare(pairs)` records every id present in the
-training set in the persistent buffer `token_seen` (plus pad/sot/eot/[MASK]), and `encode_ids` records every id
-the model embeds afterwards (validation, evaluation) in `token_encoded`. The exported file keeps only the rows of
-those ids (`token_embedding.kept_ids` + `token_embedding.kept_rows`); `import_tensors` restores every other row
-as zeros. Why this is honest: the embedding of any input made of kept ids reads only kept rows, so it is
-bit-identical to the full model's (tests/test_model.py checks it; `engine.ship` re-runs the validation on the
-loaded copy and refuses to ship unless every metric is identical). A row that is not kept belongs to an id that
-appeared in no training input and in nothing the model embedded: it holds its random initialisation, shrunk by
-weight decay (and, with `mmm_vocab="full"`, nudged only through the MMM softmax denominator); it carries no
-learned information, and zeros carry none either. A compacted model warns once when it meets an id it did not
+training data only ever contains a few hundred of those ids. `prepare(pairs)` (and every training step) records
+every id present in the training set in the persistent buffer `token_seen` (plus pad/sot/eot/[MASK]). The exported
+file keeps only the rows of those ids (`token_embedding.kept_ids` + `token_embedding.kept_rows`); `import_tensors`
+restores every other row as zeros. What is saved depends on training only: embedding other ids (`encode`,
+validation) before saving changes nothing (tests/test_model.py). Why this is honest: the embedding of any input
+made of kept ids reads only kept rows, so it is bit-identical to the full model's (tests/test_model.py checks it;
+`engine.ship` re-runs the validation on the loaded copy and reports the largest difference as `export_shift`).
+A row that is not kept belongs to an id that appeared in no training input: it holds its random initialisation,
+shrunk by weight decay (and, with `mmm_vocab="full"`, nudged only through the MMM softmax denominator); it carries
+no learned information, and zeros carry none either. A compacted model warns once when it meets an id it did not
 keep. The MMM head bias is stored in full (V floats).
 The full, uncompacted state is what the training checkpoints in runs/ hold (exact resume needs it).
 """
@@ -163,8 +163,6 @@ class FuseLIP(nn.Module):
         self.register_buffer("token_seen", torch.zeros(self.vocab_size, dtype=torch.bool))
         for special in (vocab.PAD, vocab.SOT, vocab.EOT, vocab.MASK):
             self.token_seen[special] = True
-        # ids this model has embedded outside training (validation, evaluation): also kept by the compaction
-        self.register_buffer("token_encoded", torch.zeros(self.vocab_size, dtype=torch.bool), persistent=False)
         self.compacted = False      # True after importing a compacted checkpoint (dropped rows are zeros)
         self._warned_unkept = False
         self._token_cache = None    # fuselip.data.collate.TokenCache, built lazily
@@ -254,7 +252,6 @@ class FuseLIP(nn.Module):
         """
         ids = self.trim(ids.to(self.device))
         self._check_kept(ids)
-        self.token_encoded[ids.flatten()] = True
         if self.config.fusion == "score":
             if return_attention:
                 raise ValueError("attention across modalities exists only with encoder.fusion='early'; this model "
@@ -458,11 +455,11 @@ class FuseLIP(nn.Module):
         return cls(encoder, tokenizer, config.get("tokenizer_checkpoint", ""))
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
-        """The weights with the token table compacted to the rows of ids seen in training or embedded since
-        (validation), + the tokenizer's own export, prefixed `tokenizer.`."""
+        """The weights with the token table compacted to the rows of ids seen in training (`token_seen`), + the
+        tokenizer's own export, prefixed `tokenizer.`."""
         skip = ("token_embedding.weight", "token_seen")
         state = {k: v for k, v in self.state_dict().items() if k not in skip and not k.startswith("tokenizer.")}
-        kept = (self.token_seen | self.token_encoded).nonzero().squeeze(1)
+        kept = self.token_seen.nonzero().squeeze(1)
         state["token_embedding.kept_ids"] = kept.cpu()
         state["token_embedding.kept_rows"] = self.token_embedding.weight.detach()[kept].cpu()
         tokenizer = self.tokenizer.export_tensors() if hasattr(self.tokenizer, "export_tensors") \

@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import fuselip_helpers as H
 from fuselip import vocab
@@ -137,6 +138,18 @@ def test_compacted_checkpoint_reproduces_embeddings_exactly(tmp_path):
     assert torch.equal(raw, m.encode(images=[pairs[0].left.image], texts=[pairs[1].left.text]))
     with pytest.warns(UserWarning, match="never occurred in training"):
         loaded.encode(texts=["zebra xylophone"])
+
+
+def test_saved_file_depends_on_training_only_not_on_what_was_encoded(tmp_path):
+    m = H.model()
+    m.prepare(H.pairs(10))
+    m.eval()
+    save_model(m, tmp_path / "before")
+    m.encode(texts=["zebra xylophone quokka"])  # ids that no training input holds
+    save_model(m, tmp_path / "after")
+    before, after = (load_file(tmp_path / name / "model.safetensors") for name in ("before", "after"))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(before["token_embedding.kept_ids"], m.token_seen.nonzero().squeeze(1))
 
 
 def test_presets_build(recwarn):
