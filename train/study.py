@@ -72,6 +72,12 @@ STUDY: dict[str, tuple[str, list[str]]] = {
                                                              "--encoder.mmm_probability=0.0"]),
     "ref-mmm-clean": ("tgit-reference and mmm-clean together", ["--data.tgit_groups=reference",
                                                                  "--encoder.mmm_pass=clean"]),
+    "ref-batch-64": ("tgit-reference at batch 64 (same pairs: twice the optimiser steps)",
+                     ["--data.tgit_groups=reference", "--train.batch_size=64", "@steps*2"]),
+    "ref-mix-tgit": ("tgit-reference with TGIT at 0.45 of the pairs (caption 0.15, VQA 0.05)",
+                     ["--data.tgit_groups=reference",
+                      '--data.task_weights={"caption": 0.15, "tgit": 0.45, "vqa": 0.05, "crop": 0.05, '
+                      '"position": 0.25, "edit": 0.05}']),
 }
 
 
