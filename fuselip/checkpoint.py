@@ -24,6 +24,7 @@ WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 FORMAT_VERSION = 1
 KIND_KEY = "checkpoint_kind"  # the registry key; a model's own config may have a field called "kind"
+REPO_ROOT = Path(__file__).resolve().parents[1]  # where the presets' relative checkpoint paths point
 
 _REGISTRY: dict[str, type] = {}
 
@@ -86,6 +87,18 @@ def save(path: str | Path, *, kind: str, config: dict, tensors: dict[str, torch.
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def checkpoint_candidates(path: str | Path) -> list[Path]:
+    """Where a setting's checkpoint folder is looked for: `path` as given (absolute, or relative to the current
+    folder), then a relative `path` under the repository root (a preset's path read from another folder)."""
+    path = Path(path)
+    return [path] if path.is_absolute() else [path, REPO_ROOT / path]
+
+
+def find_checkpoint(path: str | Path) -> Path | None:
+    """The first of `checkpoint_candidates(path)` that holds a config.json; None when none does."""
+    return next((f for f in checkpoint_candidates(path) if (f / CONFIG_FILE).is_file()), None)
 
 
 def _read_json(path: Path, what: str) -> dict:

@@ -196,7 +196,8 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     mae: MAEConfig = field(default_factory=MAEConfig)
-    tokenizer_checkpoint: str = ""  # frozen image tokenizer that a FuseLIP run reads images with
+    tokenizer_checkpoint: str = ""  # frozen image tokenizer that a FuseLIP run reads images with: a checkpoint
+                                    # folder, or "untrained" (fuselip.model.build_fuselip)
 
 
 # ---------------------------------------------------------------------------------------------

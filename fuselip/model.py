@@ -47,7 +47,7 @@ from torch import nn
 
 from fuselip import vocab
 from fuselip.checkpoint import CheckpointError, check_state_dict, register
-from fuselip.config import EncoderConfig, RunConfig, TokenizerConfig, from_dict, to_dict
+from fuselip.config import ConfigError, EncoderConfig, RunConfig, TokenizerConfig, from_dict, to_dict
 from fuselip.losses import apply_mask, mmm_loss, mmm_mask
 
 
@@ -561,19 +561,27 @@ def _check_sides(images, texts) -> tuple[list, list]:
     return images, texts
 
 
-def build_fuselip(config: RunConfig, tokenizer: nn.Module | None = None) -> FuseLIP:
-    """A FuseLIP for a run: the frozen tokenizer from `config.tokenizer_checkpoint` when that folder exists,
-    otherwise a fresh (untrained) tokenizer built from `config.tokenizer` (with a warning)."""
-    from pathlib import Path
+UNTRAINED_TOKENIZER = "untrained"  # the tokenizer_checkpoint that asks for a fresh, untrained tokenizer
 
-    from fuselip.checkpoint import load_model
+
+def build_fuselip(config: RunConfig, tokenizer: nn.Module | None = None) -> FuseLIP:
+    """A FuseLIP for a run, reading images with the frozen tokenizer of `config.tokenizer_checkpoint`: a checkpoint
+    folder (a relative path is looked up in the current folder, then at the repository root, where the presets'
+    paths point), or "untrained" for a fresh tokenizer built from `config.tokenizer` (tests, smoke runs, stand-ins).
+    A folder that is not there is a ConfigError, never a silent untrained tokenizer."""
+    from fuselip.checkpoint import checkpoint_candidates, find_checkpoint, load_model
     from fuselip.tokenizers import build_tokenizer
     if tokenizer is None:
-        path = Path(config.tokenizer_checkpoint) if config.tokenizer_checkpoint else None
-        if path is not None and path.exists():
-            tokenizer = load_model(path)
-        else:
-            if path is not None:
-                warnings.warn(f"tokenizer checkpoint {path} not found: using an untrained tokenizer", stacklevel=2)
+        setting = config.tokenizer_checkpoint
+        if setting == UNTRAINED_TOKENIZER:
             tokenizer = build_tokenizer(config.tokenizer)
+        else:
+            folder = find_checkpoint(setting) if setting else None
+            if folder is None:
+                looked = " nor at ".join(str(f.resolve()) for f in checkpoint_candidates(setting))
+                where = f"no checkpoint folder at {looked}" if setting else "names no checkpoint"
+                raise ConfigError(f"tokenizer_checkpoint={setting!r}: {where}; name a tokenizer checkpoint folder "
+                                  f"(e.g. checkpoints/tokenizer-grid-tiny) or {UNTRAINED_TOKENIZER!r} for an untrained "
+                                  "tokenizer")
+            tokenizer = load_model(folder)
     return FuseLIP(config.encoder, tokenizer, config.tokenizer_checkpoint)

@@ -32,7 +32,7 @@ def images(n: int, seed: int = 0) -> list[np.ndarray]:
 def fuselip_tiny():
     from fuselip.model import build_fuselip
     config = load_preset("fuselip", "tiny")
-    config.tokenizer_checkpoint = ""  # an untrained tokenizer is enough for the API contract
+    config.tokenizer_checkpoint = "untrained"  # an untrained tokenizer is enough for the API contract
     torch.manual_seed(0)
     return build_fuselip(config).eval()
 
@@ -239,7 +239,7 @@ def test_tiny_baselines_have_fuselip_tiny_parameter_count_within_15_percent():
     text_ids = sorted({i for t in texts for i in default_tokenizer().encode(t)})
     assert 300 < len(text_ids) < 2000
 
-    config.tokenizer_checkpoint = ""
+    config.tokenizer_checkpoint = "untrained"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fuselip = build_fuselip(config)

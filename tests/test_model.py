@@ -1,5 +1,6 @@
 """FuseLIP: the encode contract, padding invariance, the attention switch, the tied MMM head, compaction."""
-import warnings
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +10,11 @@ from safetensors.torch import load_file
 import fuselip_helpers as H
 from fuselip import vocab
 from fuselip.checkpoint import load_model, save_model
-from fuselip.config import load_preset
+from fuselip.config import ConfigError, load_preset
 from fuselip.data.collate import collate_pairs
-from fuselip.model import FuseLIP, build_fuselip
+from fuselip.model import UNTRAINED_TOKENIZER, FuseLIP, build_fuselip
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -155,18 +158,32 @@ def test_saved_file_depends_on_training_only_not_on_what_was_encoded(tmp_path):
 def test_presets_build(recwarn):
     for name in ("tiny", "tiny-titok", "tiny-late"):
         cfg = load_preset("fuselip", name)
-        cfg.tokenizer_checkpoint = ""
+        cfg.tokenizer_checkpoint = UNTRAINED_TOKENIZER
         m = build_fuselip(cfg)
         assert m.config.width == 256 and m.config.layers == 4 and m.tokenizer.config.kind == cfg.tokenizer.kind
     for name, width in (("small", 384), ("base", 512)):
         cfg = load_preset("fuselip", name)
-        cfg.tokenizer_checkpoint = "checkpoints/does-not-exist"
-        with torch.device("meta"), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        cfg.tokenizer_checkpoint = UNTRAINED_TOKENIZER
+        with torch.device("meta"):
             m = build_fuselip(cfg)
-        assert any("untrained tokenizer" in str(w.message) for w in caught)
         assert m.config.width == width and m.config.context_length == 180
         assert m.tokenizer.num_tokens == 128 and m.vocab_size == vocab.IMAGE_OFFSET + cfg.tokenizer.codebook_size
+
+
+def test_tokenizer_checkpoint_resolves_here_then_at_the_repository_root_else_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a preset's relative path, read from another folder (a notebook's, a test's)
+    cfg = load_preset("fuselip", "tiny")
+    assert cfg.tokenizer_checkpoint == "checkpoints/tokenizer-grid-tiny"
+    shipped = load_model(ROOT / cfg.tokenizer_checkpoint)
+    tokenizer = build_fuselip(cfg).tokenizer
+    assert tokenizer.state_dict().keys() == shipped.state_dict().keys()
+    assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in tokenizer.state_dict().items())
+    save_model(H.tokenizer(), tmp_path / "checkpoints" / "tokenizer-grid-tiny")  # the current folder comes first
+    assert build_fuselip(cfg).tokenizer.config.image_size == H.IMAGE
+    for setting in ("checkpoints/does-not-exist", str(tmp_path / "nothing"), ""):
+        cfg.tokenizer_checkpoint = setting
+        with pytest.raises(ConfigError, match=re.escape(f"tokenizer_checkpoint={setting!r}") + f".*{UNTRAINED_TOKENIZER}"):
+            build_fuselip(cfg)
 
 
 def test_length_buckets_change_nothing_but_the_padding():

@@ -15,7 +15,7 @@ from fuselip.model import build_fuselip
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "train_fuselip.py"
-TINY = ["--preset", "tiny", "--tokenizer_checkpoint=", "--tokenizer.channels=[8, 8]", "--tokenizer.code_dim=8",
+TINY = ["--preset", "tiny", "--tokenizer_checkpoint=untrained", "--tokenizer.channels=[8, 8]", "--tokenizer.code_dim=8",
         "--tokenizer.codebook_size=32", "--encoder.width=32", "--encoder.layers=1", "--encoder.heads=2",
         "--data.train_pairs=48", "--data.val_items=2", "--train.batch_size=16", "--train.warmup_steps=1",
         "--train.checkpoint_every=1", "--train.threads=1", "--cache-dir", "cache"]

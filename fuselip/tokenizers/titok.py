@@ -25,8 +25,6 @@ needed only to compute stage 1's targets, is loaded from `proxy_checkpoint` by t
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,7 +35,6 @@ from fuselip.tokenizers.base import ImageTokenizer
 from fuselip.tokenizers.grid import GridTokenizer, ResBlock, Upsample
 from fuselip.tokenizers.quantizer import VectorQuantizer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # where a preset's relative proxy_checkpoint also resolves
 EMBED_INIT_STD = 0.02  # learned embeddings (positions, latent tokens, mask token), as in ViT
 
 # the settings of a TiTok config that describe its proxy grid tokenizer -> the grid config's own names
@@ -259,14 +256,12 @@ class TiTokTokenizer(ImageTokenizer):
     def load_proxy(self, path: str | None = None) -> None:
         """Reads the frozen grid tokenizer (default `tokenizer.proxy_checkpoint`) into `self.proxy`, after checking
         that it is the grid this config describes."""
-        from fuselip.checkpoint import CheckpointError, load_model
+        from fuselip.checkpoint import CheckpointError, find_checkpoint, load_model
         path = path or self.config.proxy_checkpoint
         if self.proxy is None:
             raise ValueError("titok: load_proxy needs a TiTok built with tokenizer.proxy_checkpoint set")
-        folder = Path(path)
-        if not folder.is_absolute() and not folder.exists() and (REPO_ROOT / folder).exists():
-            folder = REPO_ROOT / folder  # a preset's relative path, read from another working directory
-        if not (folder / "config.json").is_file():
+        folder = find_checkpoint(path)  # a preset's relative path also resolves from another working directory
+        if folder is None:
             raise ValueError(f"tokenizer.proxy_checkpoint={path!r}: no checkpoint folder there (config.json + "
                              "model.safetensors of a grid tokenizer, e.g. checkpoints/tokenizer-grid-tiny; make one with "
                              "`python train/train_tokenizer.py --preset tiny-grid --ship checkpoints/tokenizer-grid-tiny`)")
