@@ -512,9 +512,10 @@ def retrieval_chance(items: Sequence[EvalItem]) -> dict:
 
 def chance_levels(items: ItemSource | None = None, *, worlds: Sequence[str] | None = None,
                   tasks: Sequence[str] | None = None, split: str = "test", n_items: int = 500, seed: int = 0,
-                  image_size: int = 64, position_twins: str | None = None) -> dict:
+                  image_size: int = 64, position_twins: str | None = None, retrieval: bool = True) -> dict:
     """The chance level of every (world, task) of `evaluate` on the same items, in the same format (percent), so
-    it can stand beside a model's results (e.g. in `compare`). No model is needed: only the candidate lists."""
+    it can stand beside a model's results (e.g. in `compare`). No model is needed: only the candidate lists.
+    `retrieval=False` leaves out caption retrieval, as `evaluate(..., retrieval=False)` does."""
     tasks, worlds, source, results = _frame(items, worlds, tasks, split, n_items, seed, image_size, position_twins)
     for world in worlds:
         per_task = {}
@@ -525,7 +526,7 @@ def chance_levels(items: ItemSource | None = None, *, worlds: Sequence[str] | No
             per_task[task] = task_chance(task_items)
             if task == TWIN_SOURCE:
                 per_task[TWIN] = twin_chance(task_items)
-            if task == RETRIEVAL_SOURCE:
+            if retrieval and task == RETRIEVAL_SOURCE:
                 per_task[RETRIEVAL] = retrieval_chance(task_items)
         results["worlds"][world] = per_task
     results["mean"] = summary(results)

@@ -302,3 +302,88 @@ def masked_predictions(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
     else:
         logits = model.mmm_logits(states).float()                                  # (M, V)
     return logits.log_softmax(dim=-1).cpu()
+
+
+@dataclass(frozen=True)
+class MaskedWord:
+    """What the MMM head guesses for one masked word of a query, with the query's image and without it."""
+    text: str                                   # the query with the masked word written as [MASK]
+    answer: str                                 # the word that was masked (one BPE token)
+    top: dict[str, list[tuple[str, float]]]     # "with image" / "text only" -> the k best (token, probability)
+    p_answer: dict[str, float]                  # "with image" / "text only" -> probability of the answer
+    pick: dict[str, str]                        # "with image" / "text only" -> the likeliest of `candidates`
+
+
+@torch.no_grad()
+def masked_word(model, image, text: str, word: str, candidates: Sequence[str] = (), k: int = 5) -> MaskedWord:
+    """Masks `word` (one BPE token of `text`; its first occurrence) in the query (image, text) and in the text
+    alone, and reads FuseLIP's MMM head at that position both times (`masked_predictions`). `candidates`: the
+    words the answer is one of (e.g. every shape name); `pick` is the likeliest of them, so that a guess can be
+    scored against chance = 1 / len(candidates)."""
+    from fuselip.text import default_tokenizer
+    from fuselip.viz import token_label
+    bpe = default_tokenizer()
+    words = bpe.encode(text)
+    pieces = bpe.token_strings(words)
+    if word not in pieces:
+        raise ValueError(f"{word!r} is not one BPE token of {text!r} (its tokens: {pieces})")
+    position = pieces.index(word)
+    candidate_ids = []
+    for c in candidates:
+        ids = bpe.encode(c)
+        if len(ids) != 1:
+            raise ValueError(f"candidate {c!r} is {len(ids)} BPE tokens; only one-token words can be compared")
+        candidate_ids.append(ids[0])
+    codes = model.token_cache().lookup([model.tokenizer.prepare(image)])[0] if image is not None else None
+    top, p_answer, pick = {}, {}, {}
+    for name, image_codes in (("with image", codes), ("text only", None)):
+        ids = torch.tensor(vocab.build_sequence(image_codes, words, model.config.context_length))
+        mask = torch.zeros_like(ids, dtype=torch.bool)
+        mask[(len(image_codes) if image_codes is not None else 0) + 1 + position] = True    # after image and sot
+        probs = masked_predictions(model, ids, mask)[0].exp()                                 # (V,)
+        best = probs.topk(k)
+        top[name] = [(token_label(int(i)), float(v)) for v, i in zip(best.values, best.indices)]
+        p_answer[name] = float(probs[words[position]])
+        if candidate_ids:
+            pick[name] = list(candidates)[int(probs[candidate_ids].argmax())]
+    shown = " ".join("[MASK]" if i == position else p for i, p in enumerate(pieces))
+    return MaskedWord(text=shown, answer=word, top=top, p_answer=p_answer, pick=pick)
+
+
+def masked_word_scores(results: Sequence[MaskedWord], n_candidates: int) -> dict:
+    """Over many `masked_word` results: per condition the % of items whose pick among the candidates is the
+    answer and the mean probability of the answer; `chance` = 100 / n_candidates (%)."""
+    conditions = list(results[0].top) if results else []
+    return {"items": len(results), "chance": 100.0 / n_candidates,
+            "pick_right": {c: 100.0 * float(np.mean([r.pick[c] == r.answer for r in results])) for c in conditions},
+            "p_answer": {c: float(np.mean([r.p_answer[c] for r in results])) for c in conditions}}
+
+
+def object_cells(image: np.ndarray, grid: int, background: int = 240) -> torch.Tensor:
+    """(H, W, 3) uint8 image on a white background -> (grid * grid,) bool, row by row: the cells of a grid
+    tokenizer that hold any pixel darker than `background` in every channel's minimum (i.e. part of an object)."""
+    image = np.asarray(image)
+    cell = image.shape[0] // grid
+    ink = image[:cell * grid, :cell * grid].min(axis=-1) < background                  # (H, W) not background
+    return torch.from_numpy(ink.reshape(grid, cell, grid, cell).any(axis=(1, 3)).reshape(-1))
+
+
+@torch.no_grad()
+def fill_masked_cells(model, image, text: str, hidden) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks the image tokens selected by `hidden` ((N,) bool) in the query (image, text) (`text` may be empty:
+    the image alone) and lets FuseLIP's MMM head fill them in: -> (codes (N,), filled (N,)), the image's codes and
+    the same with each hidden one replaced by the head's likeliest image code. `tokenizer.decode(filled[None])`
+    draws what the head predicts."""
+    from fuselip.text import default_tokenizer
+    codes = torch.as_tensor(model.token_cache().lookup([model.tokenizer.prepare(image)])[0]).long().reshape(-1)
+    hidden = torch.as_tensor(hidden, dtype=torch.bool).reshape(-1)
+    if hidden.shape != codes.shape:
+        raise ValueError(f"hidden has {hidden.numel()} entries for {codes.numel()} image tokens")
+    words = default_tokenizer().encode(text) if text else []
+    ids = torch.tensor(vocab.build_sequence(codes.tolist(), words, model.config.context_length))
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    mask[:len(codes)] = hidden
+    logp = masked_predictions(model, ids, mask)                                      # (M, V)
+    filled = codes.clone()
+    filled[hidden] = logp[:, vocab.IMAGE_OFFSET:].argmax(dim=-1)                     # best image code per cell
+    return codes, filled

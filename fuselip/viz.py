@@ -262,23 +262,25 @@ def token_bars_figure(values, labels: Sequence[str], title: str = "", ylabel: st
 
 
 def attention_matrix_figure(attention, ids, labels: Sequence[str] | None = None,
-                            title: str = "Attention (rows: queries, columns: keys)"):
-    """The full (T, T) attention of one layer/head with the image and text blocks marked."""
+                            title: str = "Attention (rows: queries, columns: keys)", size: float = 5.0):
+    """The full (T, T) attention of one layer/head with the image and text blocks marked. `size`: inches per
+    side; at a notebook's 80 dpi a text label needs about 9 px per row, i.e. size ≈ T / 9."""
     import matplotlib.pyplot as plt
     from fuselip.probe import layout
     a = np.asarray(attention.detach().cpu() if hasattr(attention, "detach") else attention, dtype=np.float32)
     lay = layout(ids)
     n_img, n_real = lay.num_image, int(lay.real.sum())
     a = a[:n_real, :n_real]
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(a, cmap=ATTENTION_CMAP, vmin=0, vmax=max(float(a.max()), 1e-9))
     if 0 < n_img < n_real:
         for pos in (n_img - 0.5,):
             ax.axhline(pos, color="white", lw=1)
             ax.axvline(pos, color="white", lw=1)
     ticks = [f"img {i}" if i < n_img and i % 8 == 0 else "" for i in range(n_img)] + list(labels or [])[: n_real - n_img]
-    ax.set_xticks(range(len(ticks)), ticks, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(ticks)), ticks, fontsize=6)
+    font = 6 if size < 7 else 7.5
+    ax.set_xticks(range(len(ticks)), ticks, rotation=90, fontsize=font)
+    ax.set_yticks(range(len(ticks)), ticks, fontsize=font)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
@@ -292,7 +294,9 @@ def attention_matrix_figure(attention, ids, labels: Sequence[str] | None = None,
 
 SEQUENCE_COLOURS = {"image": "#8fb8de", "sot": "#f4a259", "text": "#9bd39b", "eot": "#e76f51",
                     "mask": "#555555", "pad": "#eeeeee"}
-SEQUENCE_CELL = 0.42            # inches per token cell
+SEQUENCE_CELL = 0.62            # inches per token cell (wide enough for a 5-digit id in SEQUENCE_FONT)
+SEQUENCE_ROW_PITCH = 1.7        # cells from one row to the next: room for the ids below and positions above
+SEQUENCE_FONT = 9               # points: the token; ids, positions one point smaller
 SEQUENCE_IMAGE_SHOWN = 4        # image tokens drawn before the rest of the image is collapsed into "…"
 
 
@@ -369,7 +373,7 @@ def sequence_figure(sequences, names: Sequence[str] | None = None, title: str = 
     """Rows of coloured cells, one row per sequence ((B, T) tensor or list of id lists).
 
     Each cell shows the token (image code `c…`, sot, the BPE piece, eot, [M], pad), its id below when
-    `show_ids`, and its position above. A long image is drawn as its first `image_shown` tokens, one hatched
+    `show_ids`, and its position above, in fonts that stay readable at a notebook's 80 dpi. A long image is drawn as its first `image_shown` tokens, one hatched
     cell saying how many are hidden, and its last token; a long padding run as one pad cell and a hatched one,
     so that the text part stays readable. `offsets`: the position of each row's first id (to draw a slice).
     """
@@ -380,34 +384,39 @@ def sequence_figure(sequences, names: Sequence[str] | None = None, title: str = 
     drawn_rows = [_collapse_runs([(o + p, t, k) for p, (t, k) in enumerate(zip(ids, token_kinds(ids)))], image_shown)
                   for ids, o in zip(rows, offsets)]
     width = max(len(c) for c in drawn_rows)
-    name_w = 1.6 if names else 0.0
-    fig, ax = plt.subplots(figsize=(name_w + width * SEQUENCE_CELL + 0.3, 0.2 + 0.75 * len(rows) + (0.3 if title else 0)))
+    name_w = 2.2 if names else 0.0                     # in cells
+    pitch = SEQUENCE_ROW_PITCH if show_ids else SEQUENCE_ROW_PITCH - 0.25     # cells from one row to the next
+    height_cells = pitch * (len(rows) - 1) + 1.3 + 0.9                        # top row's positions .. legend
+    fig, ax = plt.subplots(figsize=((name_w + width) * SEQUENCE_CELL + 0.2,
+                                    height_cells * SEQUENCE_CELL * 0.85 + (0.3 if title else 0)))
+    font = SEQUENCE_FONT
     for r, cells in enumerate(drawn_rows):
-        y = -r
+        y = -r * pitch
         if names:
-            ax.text(-0.3, y + 0.4, names[r], ha="right", va="center", fontsize=8, parse_math=False)
+            ax.text(-0.3, y + 0.4, names[r], ha="right", va="center", fontsize=font + 1, parse_math=False)
         for x, (position, token, kind) in enumerate(cells):
             if kind.startswith("more "):
                 ax.add_patch(Rectangle((x, y), 0.95, 0.8, facecolor="white", lw=1, hatch="//",
                                        edgecolor=SEQUENCE_COLOURS[kind.split()[1]]))
-                ax.text(x + 0.47, y + 0.4, f"+{token}", ha="center", va="center", fontsize=6)
+                ax.text(x + 0.47, y + 0.4, f"+{token}", ha="center", va="center", fontsize=font,
+                        bbox=dict(facecolor="white", edgecolor="none", pad=1))
                 continue
             colour = SEQUENCE_COLOURS[kind]
             ax.add_patch(Rectangle((x, y), 0.95, 0.8, facecolor=colour, edgecolor="none"))
             ink = "white" if kind == "mask" else "black"
-            ax.text(x + 0.47, y + 0.4, _token_label(token, kind)[:7], ha="center", va="center", fontsize=6, color=ink,
-                    parse_math=False)
-            ax.text(x + 0.47, y + 0.86, str(position), ha="center", va="bottom", fontsize=5, color="#777777")
+            ax.text(x + 0.47, y + 0.4, _token_label(token, kind)[:7], ha="center", va="center", fontsize=font,
+                    color=ink, parse_math=False)
+            ax.text(x + 0.47, y + 0.86, str(position), ha="center", va="bottom", fontsize=font - 1, color="#666666")
             if show_ids:
-                ax.text(x + 0.47, y - 0.06, str(token), ha="center", va="top", fontsize=4.5, color="#555555")
+                ax.text(x + 0.47, y - 0.06, str(token), ha="center", va="top", fontsize=font - 1, color="#333333")
     handles = [Rectangle((0, 0), 1, 1, facecolor=c) for c in SEQUENCE_COLOURS.values()]
-    ax.legend(handles, list(SEQUENCE_COLOURS), ncol=len(SEQUENCE_COLOURS), fontsize=6, loc="upper left",
+    ax.legend(handles, list(SEQUENCE_COLOURS), ncol=len(SEQUENCE_COLOURS), fontsize=font, loc="upper left",
               bbox_to_anchor=(0, 0), frameon=False)
     ax.set_xlim(-name_w, width)
-    ax.set_ylim(-len(rows) + 0.6, 1.2)
+    ax.set_ylim(-pitch * (len(rows) - 1) - (0.5 if show_ids else 0.2), 1.3)
     ax.axis("off")
     if title:
-        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_title(title, fontsize=font + 2, loc="left")
     fig.tight_layout()
     return fig
 
@@ -466,11 +475,17 @@ def training_curves_figure(history: Sequence[dict], title: str = "", parts: Sequ
     ax.set(xlabel="step", ylabel="loss", title=title or "training loss")
     ax.legend(fontsize=7)
     if history and "logit_scale" in history[0]:
-        ax2.plot(steps, [float(np.exp(h["logit_scale"])) for h in history], color="C3", label="scale exp(t)")
+        # both axes start at 0 and reach at least twice the starting values (10 and -10), so a drift of a few
+        # hundredths looks like one, not like a dive (matplotlib's automatic limits would zoom into it)
+        scale = [float(np.exp(h["logit_scale"])) for h in history]
+        bias = [h["logit_bias"] for h in history]
+        ax2.plot(steps, scale, color="C3", label="scale exp(t)")
         ax2.set_ylabel("scale exp(t)", color="C3")
+        ax2.set_ylim(0, max(20.0, 1.1 * max(scale)))
         twin = ax2.twinx()
-        twin.plot(steps, [h["logit_bias"] for h in history], color="C4", label="bias b")
+        twin.plot(steps, bias, color="C4", label="bias b")
         twin.set_ylabel("bias b", color="C4")
+        twin.set_ylim(min(-20.0, 1.1 * min(bias)), 0)
     ax2.set(xlabel="step", title="SigLIP temperature and bias")
     fig.tight_layout()
     return fig

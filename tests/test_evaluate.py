@@ -267,3 +267,13 @@ def test_position_twin_ranks_the_target_against_its_twin_only():
     assert shapes["position"]["top1"] == 0.0  # the blind model: its target ties with the twin
     assert evaluate.evaluate(SideModel(binder, lambda side: axis(0)), worlds=["shapes"], tasks=["position"],
                              n_items=6)["worlds"]["shapes"]["position"]["top1"] == 0.0  # the other crops win there
+
+
+def test_chance_levels_leave_out_retrieval_like_evaluate():
+    """chance_levels(retrieval=False) has the rows of evaluate(..., retrieval=False): no retrieval row."""
+    kept = evaluate.chance_levels(worlds=["shapes"], tasks=["caption"], split="val", n_items=4, seed=0)
+    left_out = evaluate.chance_levels(worlds=["shapes"], tasks=["caption"], split="val", n_items=4, seed=0,
+                                      retrieval=False)
+    assert evaluate.RETRIEVAL in kept["worlds"]["shapes"]
+    assert evaluate.RETRIEVAL not in left_out["worlds"]["shapes"]
+    assert left_out["worlds"]["shapes"]["caption"] == kept["worlds"]["shapes"]["caption"]

@@ -113,3 +113,66 @@ def test_pure_functions_on_a_handmade_matrix():
     m = influence_map(torch.tensor([0.6, 0.4]), infl)
     torch.testing.assert_close(m, torch.tensor([[0.7, 0.1], [0.1, 0.1]]))
     assert stack_attentions([a[0:1], a[0:1]]).shape == (2, 1, 6, 6)
+
+
+def test_masked_word_reads_the_head_at_the_word_with_and_without_the_image(model):
+    from fuselip.probe import masked_predictions, masked_word
+    from fuselip.text import default_tokenizer
+    image, text = scene(3), "what colour is the star?"
+    result = masked_word(model, image, text, "star", candidates=("star", "circle", "square"), k=4)
+    assert result.text == "what colour is the [MASK] ?" and result.answer == "star"
+    assert set(result.top) == set(result.p_answer) == set(result.pick) == {"with image", "text only"}
+    for name, top in result.top.items():
+        probs = [p for _, p in top]
+        assert len(top) == 4 and probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)
+        assert result.pick[name] in ("star", "circle", "square")
+    # the "with image" number is masked_predictions at the word's position after the image and sot
+    words = default_tokenizer().encode(text)
+    codes = model.token_cache().lookup([model.tokenizer.prepare(image)])[0]
+    ids = torch.tensor(vocab.build_sequence(codes, words, model.config.context_length))
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    mask[len(codes) + 1 + 4] = True
+    expected = masked_predictions(model, ids, mask)[0].exp()[words[4]]
+    assert result.p_answer["with image"] == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="not one BPE token"):
+        masked_word(model, image, text, "tyrannosaurus")
+
+
+def test_masked_word_scores_count_right_picks_against_chance():
+    from fuselip.probe import MaskedWord, masked_word_scores
+    def result(answer, with_pick, text_pick):
+        return MaskedWord("", answer, {"with image": [], "text only": []}, {"with image": 0.5, "text only": 0.1},
+                          {"with image": with_pick, "text only": text_pick})
+    scores = masked_word_scores([result("a", "a", "b"), result("b", "a", "b")], n_candidates=4)
+    assert scores["items"] == 2 and scores["chance"] == 25.0
+    assert scores["pick_right"] == {"with image": 50.0, "text only": 50.0}
+    assert scores["p_answer"] == pytest.approx({"with image": 0.5, "text only": 0.1})
+
+
+def test_object_cells_marks_the_cells_that_hold_ink():
+    from fuselip.probe import object_cells
+    image = np.full((16, 16, 3), 255, dtype=np.uint8)
+    image[5, 13] = (200, 255, 255)            # cell (row 1, col 3) of a 4 × 4 grid of 4-pixel cells
+    cells = object_cells(image, 4)
+    assert cells.shape == (16,) and cells.dtype == torch.bool
+    assert cells.nonzero().squeeze(1).tolist() == [1 * 4 + 3]
+
+
+def test_fill_masked_cells_changes_only_the_hidden_cells(model):
+    from fuselip.probe import fill_masked_cells, masked_predictions
+    image = scene(4)
+    n = model.tokenizer.num_tokens
+    hidden = torch.arange(n) % 3 == 0
+    codes, filled = fill_masked_cells(model, image, "the star on the left", hidden)
+    assert codes.shape == filled.shape == (n,)
+    assert torch.equal(filled[~hidden], codes[~hidden])
+    assert int(filled.min()) >= 0 and int(filled.max()) < model.tokenizer.codebook_size
+    # image alone: the head's argmax over image codes at each hidden cell
+    codes, alone = fill_masked_cells(model, image, "", hidden)
+    ids = torch.tensor(vocab.build_sequence(codes.tolist(), [], model.config.context_length))
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    mask[:n] = hidden
+    expected = masked_predictions(model, ids, mask)[:, vocab.IMAGE_OFFSET:].argmax(-1)
+    assert torch.equal(alone[hidden], expected)
+    with pytest.raises(ValueError, match="image tokens"):
+        fill_masked_cells(model, image, "", torch.ones(n + 1, dtype=torch.bool))
