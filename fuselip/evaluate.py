@@ -187,7 +187,8 @@ ItemSource = Callable[[str, str], Sequence[EvalItem]]
 
 def benchmark_twins(position_twins: str | None = None) -> str:
     """What the benchmark's position twins differ in: `position_twins`, or by default the task default
-    (fuselip.data.tasks.TaskConfig.position_twins: "colour" where a world has colours, else size)."""
+    (fuselip.data.tasks.TaskConfig.position_twins, "appearance": colour where a world has colours, else two emoji
+    of one category; see fuselip.data.tasks.twin_attribute)."""
     from fuselip.data.tasks import DEFAULT_TASK_CONFIG
     return position_twins or DEFAULT_TASK_CONFIG.position_twins
 

@@ -10,12 +10,13 @@ Tasks (shared/PAPER.md has the paper's originals; both worlds pose every task):
   tgit      (image, "rotate 30 degrees clockwise") -> (result, "")    group = transformations of one image
   edit      (scene, "make the circle blue") -> (edited scene, "")    + the inverse edit; group = edits of one scene
 
-Why late fusion cannot solve `position` by its score alone: the two objects have the same class phrase
-and differ only in what the text does not say (size, orientation), and both crop windows are centred on
-their object, so neither the crop nor the text alone says which is left. With score fusion,
-score = <f(image) + f(text), g(crop)>, the text term cannot tell the two crops apart and the image term
-is the same for both questions: chance, by construction. A fusion that mixes the two vectors (MLF) could
-only win if the pooled image vector already records which instance is where.
+Why late fusion cannot solve `position` by its score alone: the query names both objects alike and they
+differ only in what the text does not say (by default colour in ShapesWorld, which of two emoji of the named
+category in EmojiWorld: `twin_attribute`), and both crop windows are centred on their object, so neither the
+crop nor the text alone says which is left. With score fusion, score = <f(image) + f(text), g(crop)>, the text
+term cannot tell the two crops apart and the image term is the same for both questions: chance, by construction.
+A fusion that mixes the two vectors (MLF) could only win if the pooled image vector already records which instance
+is where.
 
 Everything is a deterministic function of (seed, split, world, task): same seed -> same pixels and
 texts. Splits draw from disjoint random streams, and EmojiWorld's test split uses held-out emoji.

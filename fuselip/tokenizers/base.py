@@ -162,7 +162,7 @@ class ImageTokenizer(nn.Module):
 
     resize_mode = "crop"  # how `prepare` makes an image square (fuselip.demo.read_image says so to the user)
 
-    export_dtype: torch.dtype | None = None  # e.g. torch.float16 to ship half-size weights (fuselip.tokenizers.ship)
+    export_dtype: torch.dtype | None = None  # e.g. torch.float16 to ship half-size weights (tokenizers.evaluation.ship)
 
     def exported(self, key: str) -> bool:
         """Whether state-dict entry `key` is a weight of the model (saved) or train state (not saved)."""
