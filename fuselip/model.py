@@ -337,9 +337,6 @@ class FuseLIP(nn.Module):
         logits = self.mmm_logits(h[mask], head_table)                           # (M, V) or (M, S)
         return self.pool(h, eot), mmm_loss(logits, targets, reduction="sum"), mask.sum().float()
 
-    def _seen_ids(self) -> torch.Tensor:
-        return self.token_seen.nonzero().squeeze(1)                             # (S,)
-
     # ------------------------------------------------------------------------------------------
     # engine protocol
 

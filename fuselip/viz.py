@@ -249,18 +249,6 @@ def cross_modal_share_figure(shares, title: str = "Cross-modal attention per lay
     return fig
 
 
-def token_bars_figure(values, labels: Sequence[str], title: str = "", ylabel: str = "attention"):
-    """Bar chart of one value per token (e.g. the image tokens' attention to each text token)."""
-    import matplotlib.pyplot as plt
-    values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float32)
-    fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(values) + 1), 3))
-    ax.bar(np.arange(len(values)), values, color="C0")
-    ax.set_xticks(np.arange(len(values)), labels, rotation=60, ha="right", fontsize=8)
-    ax.set(ylabel=ylabel, title=title)
-    fig.tight_layout()
-    return fig
-
-
 def attention_matrix_figure(attention, ids, labels: Sequence[str] | None = None,
                             title: str = "Attention (rows: queries, columns: keys)", size: float = 5.0):
     """The full (T, T) attention of one layer/head with the image and text blocks marked. `size`: inches per

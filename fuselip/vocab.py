@@ -25,7 +25,6 @@ SOT = 49406
 EOT = 49407
 MASK = TEXT_VOCAB_SIZE  # 49408, appended after the text vocabulary
 IMAGE_OFFSET = MASK + 1  # 49409: image id = code + IMAGE_OFFSET
-SPECIAL_IDS = (PAD, SOT, EOT, MASK)
 
 
 def joint_vocab_size(codebook_size: int) -> int:

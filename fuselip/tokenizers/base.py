@@ -8,14 +8,12 @@ and gets:
     encode(x in [0, 1]) -> codes (B, N) long       fast: inference mode, bf16 autocast, no gradient
     decode(codes (B, N)) -> (B, 3, S, S) in [0, 1]
     forward(x) -> (reconstruction, codes, losses)  for training: losses["recon"], losses["vq"], losses["loss"]
-    tokenize(images) -> codes                      any image-like objects via `prepare` (fuselip.images.preprocess)
+    prepare(image) -> (S, S, 3) uint8              any image-like object (fuselip.images.preprocess)
     token_maps(image, codes) -> (N, h, w)          per-token maps for pictures (here: influence_maps)
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,7 +22,7 @@ from torch import nn
 
 from fuselip.checkpoint import check_state_dict
 from fuselip.config import TokenizerConfig, from_dict, to_dict
-from fuselip.images import preprocess, to_tensor
+from fuselip.images import preprocess
 from fuselip.tokenizers.quantizer import VectorQuantizer
 
 ENCODE_BATCH = 256
@@ -146,10 +144,6 @@ class ImageTokenizer(nn.Module):
         """Anything image-like -> the (S, S, 3) uint8 array this tokenizer encodes (fuselip.images.preprocess)."""
         return preprocess(image, self.config.image_size)
 
-    def tokenize(self, images: Sequence) -> torch.Tensor:
-        """Any image-like objects (paths, PIL, arrays) -> (B, N) codes."""
-        return self.encode(to_tensor([self.prepare(image) for image in images]))
-
     # ---- checkpoints (fuselip.checkpoint)
     def config_dict(self) -> dict:
         return {"tokenizer": to_dict(self.config)}  # nested: the checkpoint's own top-level "kind" stays unique
@@ -182,6 +176,3 @@ class ImageTokenizer(nn.Module):
     def extra_repr(self) -> str:
         return f"tokens={self.num_tokens}, codebook={self.codebook_size}x{self.config.code_dim}"
 
-
-def config_with(config: TokenizerConfig, **changes) -> TokenizerConfig:
-    return dataclasses.replace(config, **changes)
