@@ -9,6 +9,7 @@ unknown keys and wrong types with a message that names the key.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import typing
@@ -260,17 +261,6 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def merge(base: dict, update: dict) -> dict:
-    """Recursive dict merge (update wins); sections merge, leaves replace."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "task_weights":
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # presets
 
@@ -337,6 +327,16 @@ def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
             node = node[part]
         node[leaf] = value
     return from_dict(RunConfig, data)
+
+
+@contextlib.contextmanager
+def config_errors_exit(parser: argparse.ArgumentParser):
+    """For command lines: a ConfigError raised inside (a bad override, a setting naming nothing) ends the program
+    with argparse's one-line `PROG: error: …` and exit status 2, not a traceback."""
+    try:
+        yield
+    except ConfigError as e:
+        parser.error(str(e))
 
 
 def dump(config: RunConfig) -> str:

@@ -577,7 +577,7 @@ def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfi
     import shlex
     import sys
 
-    from fuselip.config import ConfigError, add_override_arguments, apply_overrides, dump, load_preset
+    from fuselip.config import add_override_arguments, apply_overrides, config_errors_exit, dump, load_preset
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--preset", default=default_preset, help=f"preset in fuselip/presets/{family}/")
@@ -590,10 +590,8 @@ def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfi
     parser.add_argument("--cache-dir", default="runs/cache", help="on-disk image-token cache ('' = none)")
     add_override_arguments(parser)
     args = parser.parse_args(argv)
-    try:
+    with config_errors_exit(parser):
         cfg = apply_overrides(load_preset(family, args.preset), args)
-    except ConfigError as e:
-        parser.error(str(e))
     if args.device:
         cfg.train.device = args.device
     if args.name:
@@ -603,7 +601,8 @@ def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfi
     rank0 = int(os.environ.get("RANK", "0")) == 0
 
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg)
+    with config_errors_exit(parser):  # e.g. a tokenizer_checkpoint that names no folder
+        model = build_model(cfg)
     if hasattr(model, "tokenizer"):  # the resolved config names the tokenizer actually used
         from fuselip.config import TokenizerConfig, from_dict
         cfg.tokenizer = from_dict(TokenizerConfig, to_dict(model.tokenizer.config))

@@ -40,7 +40,8 @@ def main(argv=None):
     recipe.encoder = config.load_preset("baseline", args.baseline).encoder
     if not recipe.train.out_dir:
         recipe.train.out_dir = f"runs/mae-{args.baseline}"
-    cfg = config.apply_overrides(recipe, args)
+    with config.config_errors_exit(parser):
+        cfg = config.apply_overrides(recipe, args)
     print(config.dump(cfg))
 
     images, val = pool.train_and_val(cfg.data)

@@ -34,7 +34,8 @@ def main(argv=None):
     config.add_override_arguments(parser)
     args = parser.parse_args(argv)
 
-    cfg = config.apply_overrides(config.load_preset("tokenizer", args.preset), args)
+    with config.config_errors_exit(parser):
+        cfg = config.apply_overrides(config.load_preset("tokenizer", args.preset), args)
     if args.csv:
         cfg.data.csv = args.csv
     if args.image_folder:
