@@ -80,7 +80,12 @@ def save(path: str | Path, *, kind: str, config: dict, tensors: dict[str, torch.
             if old.exists():
                 shutil.rmtree(old)
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)  # the new folder did not move into place: the old one goes back
+            raise
         if old is not None:
             shutil.rmtree(old)
     except BaseException:

@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,9 +31,38 @@ def test_round_trip_and_metrics(tmp_path):
     assert not any(p.name.startswith("m.tmp-") for p in tmp_path.iterdir())
 
 
-def test_overwrite_is_atomic(tmp_path):
+def _same_weights(a, b) -> bool:
+    return a.state_dict().keys() == b.state_dict().keys() and all(
+        torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_overwrite_is_atomic(tmp_path, monkeypatch):
     ck.save_model(Linear(3), tmp_path / "m")
-    ck.save_model(Linear(3), tmp_path / "m")
+    good = Linear(3)
+    ck.save_model(good, tmp_path / "m")  # an overwrite replaces the folder
+    assert _same_weights(ck.load_model(tmp_path / "m"), good)
+
+    def half_written(tensors, filename, *args, **kwargs):  # the disk fills up halfway through the weights
+        Path(filename).write_bytes(b"\x00" * 17)
+        raise OSError("No space left on device")
+    with monkeypatch.context() as m:
+        m.setattr(ck, "save_file", half_written)
+        with pytest.raises(OSError, match="No space"):
+            ck.save_model(Linear(3), tmp_path / "m")
+    assert _same_weights(ck.load_model(tmp_path / "m"), good)  # the old checkpoint, intact and loadable
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+    replace = os.replace
+
+    def interrupted_swap(src, dst):  # the new folder fails to move into place after the old one moved aside
+        if Path(dst) == tmp_path / "m" and Path(src).name.startswith("m.tmp-") and src != tmp_path / "m.tmp-old":
+            raise OSError("interrupted")
+        return replace(src, dst)
+    with monkeypatch.context() as m:
+        m.setattr(ck.os, "replace", interrupted_swap)
+        with pytest.raises(OSError, match="interrupted"):
+            ck.save_model(Linear(3), tmp_path / "m")
+    assert _same_weights(ck.load_model(tmp_path / "m"), good)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
