@@ -5,7 +5,9 @@ FUSELIP_CHECKPOINTS (checkpoint folder, default ./checkpoints), FUSELIP_UNTRAINE
 for missing checkpoints), FUSELIP_CACHE (gallery-embedding cache, default ./cache/gallery),
 FUSELIP_APP_THREADS (torch threads, default 1), FUSELIP_MODEL (released models for the tokens and attention tabs,
 comma-separated folders or Hugging Face names, e.g. chs20/FuseLIP-B-CC3M-MM; see docs/pretrained.md),
-FUSELIP_DOWNLOAD=1 (fetch a FUSELIP_MODEL name missing from the Hugging Face cache; never done otherwise).
+FUSELIP_DOWNLOAD=1 (fetch a FUSELIP_MODEL name missing from the Hugging Face cache; never done otherwise),
+FUSELIP_GALLERY_ROOT (a folder whose subfolders the retrieval tab may search on the server; unset: none, visitors
+upload their images instead).
 
 Start-up, for a fast cold start: only what the page needs is done before serving (torch + the package, the
 benchmark examples, Gradio, the layout); the models are loaded and the galleries embedded afterwards, in a

@@ -28,7 +28,8 @@ CSS = """
 .pixelated img { image-rendering: pixelated; }
 .pixelated img:not([class*=icon]) { width: 100%; height: 100%; object-fit: contain; }
 """
-GALLERIES = {"benchmark images": "images", "benchmark answers (texts)": "answers", "my folder": "folder"}
+GALLERIES = {"benchmark images": "images", "benchmark answers (texts)": "answers", "my images (upload)": "uploads",
+             "a folder on the server": "folder"}  # the last only when the operator set FUSELIP_GALLERY_ROOT
 INTRO = """# FuseLIP, early fusion, in small
 One transformer reads **image tokens and text tokens together** ([FuseLIP](https://arxiv.org/abs/2506.03096)).
 Tabs: how an image becomes tokens · how text and image tokens attend to each other · what a fused
@@ -232,15 +233,19 @@ def _retrieval_tab(demo: Demo, blocks: gr.Blocks) -> None:
     cfg = demo.config
     gr.Markdown("A fused query (image + instruction) against a gallery. The gallery is every candidate of the "
                 "test-set items (the targets and their hard negatives: all transformations, edits, crops of the "
-                "same scene), or a folder of your images. Benchmark queries mark the correct item ✓.")
+                "same scene), or images you upload. Benchmark queries mark the correct item ✓.")
+    choices = [name for name, which in GALLERIES.items() if which != "folder" or cfg.gallery_root]
     with gr.Row():
         with gr.Column(scale=1):
             first = demo.benchmark.worked_example("retrieval")  # the page opens on it, searched by every model
             image = image_input("query image", first.image)
             text = gr.Textbox(first.text, label="instruction", placeholder="e.g. rotate 90 degrees clockwise",
                               max_lines=3)
-            gallery = gr.Radio(list(GALLERIES), value=gallery_for(first.task), label="search in")
-            folder = gr.Textbox(label="my folder (path on this machine, for 'my folder')", max_lines=1)
+            gallery = gr.Radio(choices, value=gallery_for(first.task), label="search in")
+            uploads = gr.File(file_count="multiple", file_types=["image"], type="filepath", elem_id="retrieval-uploads",
+                              label="my images (for 'my images': select several at once)")
+            folder = gr.Textbox(label="folder on the server (inside the gallery root the operator set)", max_lines=1,
+                                visible=bool(cfg.gallery_root))
             k = gr.Slider(1, 12, value=cfg.top_k, step=1, label="top-k")
             run = gr.Button("Search", variant="primary", elem_id="retrieval-run")
             notes = gr.Markdown()
@@ -261,9 +266,9 @@ def _retrieval_tab(demo: Demo, blocks: gr.Blocks) -> None:
                         columns += [head, results]
 
     @guarded
-    def retrieval_handler(image_file, text_value, gallery_value, k_value, folder_value):
+    def retrieval_handler(image_file, text_value, gallery_value, k_value, folder_value, upload_files):
         view = demo.retrieve(image_file, text_value, GALLERIES.get(gallery_value, gallery_value), int(k_value),
-                             folder_value or "")
+                             folder_value or "", upload_files or [])
         out = []
         for column in view.columns:
             rank = f" · correct item at rank **{column.correct_rank}**" if column.correct_rank else ""
@@ -271,7 +276,7 @@ def _retrieval_tab(demo: Demo, blocks: gr.Blocks) -> None:
             out += [f"**{column.label}**{rank}  \n{column.message}", hits]
         return (*out, view.summary, show_notes(view.notes))
 
-    inputs = [image, text, gallery, k, folder]
+    inputs = [image, text, gallery, k, folder, uploads]
     outputs = columns + [summary, notes]
     run.click(retrieval_handler, inputs, outputs, api_name="retrieve", preprocess=False)
     blocks.load(retrieval_handler, inputs, outputs, api_visibility="private", preprocess=False)

@@ -150,7 +150,7 @@ def main() -> None:
             client.predict(model, handle_file(str(x[0])), x[2], "mean", "mean", None, api_name="/attention")
 
         def server_retrieve(x):
-            client.predict(handle_file(str(x[0])), x[2], gallery.get(x[3], "benchmark images"), 5, "",
+            client.predict(handle_file(str(x[0])), x[2], gallery.get(x[3], "benchmark images"), 5, "", None,
                            api_name="/retrieve")
 
         def server_status(x):  # a handler that does nothing: the floor of one request through the server
@@ -241,7 +241,7 @@ def released_main(args) -> None:
             for fn in (server_attention, local_attention, local_encode):  # loads the model on both sides
                 fn(inputs[-1])
             client.predict(handle_file(str(inputs[-1][0])), inputs[-1][2], "benchmark images", 5,
-                           "", api_name="/retrieve")  # waits for the server's background warm-up to finish
+                           "", None, api_name="/retrieve")  # waits for the server's background warm-up to finish
             print(f"warm-up (model loads, galleries of the tiny models) {time.perf_counter() - t0:.1f} s", flush=True)
             plan = (("server attention (released)", server_attention), ("in-process attention", local_attention),
                     ("in-process encode (fused)", local_encode))

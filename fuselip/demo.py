@@ -7,7 +7,10 @@ their candidates, and one method per tab:
 
     tokens(tokenizer, image, code)                   -> TokensView     image -> codes, reconstruction, highlights
     attention(model, image, text, layer, head, tok)  -> AttentionView  cross-modal attention (fuselip.probe)
-    retrieve(image, text, gallery, k)                -> RetrievalView  top-k for FuseLIP, SF and MLF side by side
+    retrieve(image, text, gallery, k, folder, uploads) -> RetrievalView  top-k for FuseLIP, SF and MLF side by
+                                                                     side, in a benchmark gallery, the user's
+                                                                     uploaded images, or a server folder under
+                                                                     $FUSELIP_GALLERY_ROOT
     vqa(image, question, k)                          -> VQAView        answers ranked by each model
 
 Inputs are whatever a user sends: any image file (or none), any text. Anything unusable raises `DemoError`
@@ -40,6 +43,7 @@ MODEL_ENV = "FUSELIP_MODEL"                  # released models to show too (fuse
 DOWNLOAD_ENV = "FUSELIP_DOWNLOAD"            # "1": a released model missing from the Hugging Face cache is downloaded
 UNTRAINED_ENV = "FUSELIP_UNTRAINED"          # "0": no untrained stand-ins for missing checkpoints
 THREADS_ENV = "FUSELIP_APP_THREADS"
+GALLERY_ROOT_ENV = "FUSELIP_GALLERY_ROOT"    # the one server folder whose subfolders the page may search; unset: none
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
@@ -70,7 +74,8 @@ class DemoConfig:
     display_size: int = 192             # side of every picture the app shows (pixel art is upscaled)
     token_display_size: int = 256       # side of the token-grid pictures (room for readable code ids)
     max_text_chars: int = 2000          # longer texts are cut before tokenising (the context is far shorter)
-    max_folder_images: int = 5000       # a user gallery folder is read up to this many images
+    max_folder_images: int = 5000       # a user gallery (uploads or a server folder) is read up to this many images
+    gallery_root: str = ""              # server folders under this one can be searched ("" = none: uploads only)
     probe_cache: int = 32               # attention runs kept in memory (changing layer/head/token is free)
     threads: int = 1                    # torch threads for the app (tiny models: more threads only contend)
     released: tuple[str, ...] = ()      # released models (folders or Hugging Face names) for the tokens and
@@ -85,6 +90,7 @@ class DemoConfig:
     def from_env(cls) -> "DemoConfig":
         released = tuple(n.strip() for n in os.environ.get(MODEL_ENV, "").split(",") if n.strip())
         return cls(untrained_fallback=os.environ.get(UNTRAINED_ENV, "1") != "0",
+                   gallery_root=os.environ.get(GALLERY_ROOT_ENV, ""),
                    threads=int(os.environ.get(THREADS_ENV) or cls.threads), released=released,
                    download=os.environ.get(DOWNLOAD_ENV, "0") == "1")
 
@@ -490,14 +496,55 @@ _FOLDERS: dict[Path, tuple[tuple, list[Side]]] = {}
 _FOLDERS_LOCK = threading.Lock()
 
 
-def folder_gallery(folder: str, image_size: int, limit: int) -> list[Side]:
-    """A user's folder of images (recursively, sorted) as a gallery of image sides; read again only when a
-    file in it was added, removed or modified."""
-    path = Path(folder).expanduser().resolve()
+def upload_gallery(files, image_size: int, limit: int) -> tuple[list[Side], list[str]]:
+    """The images a user uploaded (file payloads or paths, as `read_image` takes them) as a gallery of image sides,
+    in upload order; files that are not usable images are skipped with a note."""
+    if not files:
+        raise DemoError("Upload some images to search in (several at once), or choose another gallery.")
+    items, skipped = [], []
+    for source in list(files)[:limit]:
+        try:
+            array, _ = read_image(source, image_size)
+        except DemoError:
+            array = None
+        if array is None:
+            skipped.append(source.get("orig_name") if isinstance(source, dict) else Path(str(source)).name)
+            continue
+        items.append(Side(array, ""))
+    if not items:
+        raise DemoError("None of the uploaded files is an image this app can read.")
+    notes = [f"Skipped {len(skipped)} file(s) that are not readable images: {', '.join(map(str, skipped[:5]))}."] \
+        if skipped else []
+    if len(files) > limit:
+        notes.append(f"Only the first {limit} of {len(files)} uploaded files are searched.")
+    return items, notes
+
+
+def server_folder(folder: str, root: str) -> Path:
+    """The folder a user typed, allowed only inside the operator's gallery root ($FUSELIP_GALLERY_ROOT); a relative
+    path is taken inside the root. Anything else is refused, so a visitor can never read the rest of the disk."""
+    if not root:
+        raise DemoError(f"Searching a folder on the server is off: the operator has not set {GALLERY_ROOT_ENV}. "
+                        "Upload your images instead.")
+    base = Path(root).expanduser().resolve()
+    path = (base / Path(folder).expanduser()).resolve()  # an absolute `folder` replaces base; `..` and links resolved
+    if not path.is_relative_to(base):
+        raise DemoError(f"Folder {folder!r} is outside the gallery root the operator set ({GALLERY_ROOT_ENV}): "
+                        "only folders inside it can be searched. Upload your images instead.")
+    return path
+
+
+def folder_gallery(folder: str, image_size: int, limit: int, root: str = "") -> list[Side]:
+    """A folder of images under the gallery root (recursively, sorted) as a gallery of image sides; read again
+    only when a file in it was added, removed or modified. Files that lead outside the root (links) are refused."""
+    path = server_folder(folder, root)
     if not path.is_dir():
         raise DemoError(f"Gallery folder {folder!r} does not exist or is not a folder.")
     from fuselip.data.files import IMAGE_EXTENSIONS
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    base = Path(root).expanduser().resolve()
+    if any(not p.resolve().is_relative_to(base) for p in files):
+        raise DemoError(f"Gallery folder {folder!r} holds links that lead outside the gallery root.")
     signature = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     with _FOLDERS_LOCK:
         cached = _FOLDERS.get(path)
@@ -805,18 +852,24 @@ class Demo:
         return Side(array, text), notes
 
     def retrieve(self, image, text: str, gallery: str = "images", k: int | None = None,
-                 folder: str = "") -> RetrievalView:
+                 folder: str = "", uploads: Sequence | None = None) -> RetrievalView:
+        """gallery: "images" | "answers" (the benchmark's), "uploads" (the images in `uploads`, uploaded by the
+        user) or "folder" (the server folder `folder`, only under `config.gallery_root`)."""
         query, notes = self._query(image, text, "instruction")
         k = int(k or self.config.top_k)
         if not 1 <= k <= 50:
             raise DemoError(f"top-k must be between 1 and 50, got {k}.")
         items, which = None, gallery
-        if gallery == "folder":
+        if gallery == "uploads":  # one cache slot per model: the next upload replaces it (_index compares content)
+            items, upload_notes = upload_gallery(uploads, self.config.image_size, self.config.max_folder_images)
+            notes += upload_notes
+        elif gallery == "folder":
             if not folder:
                 raise DemoError("Type the path of a folder of images to search in, or choose another gallery.")
-            items = folder_gallery(folder, self.config.image_size, self.config.max_folder_images)
-            which = f"folder:{Path(folder).expanduser().resolve()}"
-        item = self.benchmark.lookup(query) if gallery != "folder" else None
+            items = folder_gallery(folder, self.config.image_size, self.config.max_folder_images,
+                                   self.config.gallery_root)
+            which = f"folder:{server_folder(folder, self.config.gallery_root)}"
+        item = self.benchmark.lookup(query) if items is None else None
         correct = item.candidates[0] if item is not None else None
         columns = []
         for label, key in self.retrieval_models():

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fuselip.demo import DemoConfig, DemoError, Registry, read_image, read_text
+from fuselip.demo import (DemoConfig, DemoError, Registry, folder_gallery, read_image, read_text,
+                          upload_gallery)
 
 
 def test_read_image_notes(tmp_path):
@@ -134,3 +135,42 @@ def test_attention_view_opens_on_the_first_content_word(tmp_path):
     name = demo.fuselip_names()[0]
     assert demo.attention(name, image, "the diamond on the left").token == "2: diamond"
     assert demo.attention(name, image, "the on").token == "1: the"  # no content word: the first word
+
+
+def test_server_folders_only_under_the_gallery_root(tmp_path, monkeypatch):
+    root, outside = tmp_path / "root", tmp_path / "private"
+    (root / "mine").mkdir(parents=True)
+    outside.mkdir()
+    picture = np.full((20, 30, 3), 200, np.uint8)
+    for folder in (root / "mine", outside):
+        Image.fromarray(picture).save(folder / "a.png")
+    assert len(folder_gallery("mine", 16, 10, str(root))) == 1  # relative: inside the root
+    assert len(folder_gallery(str(root / "mine"), 16, 10, str(root))) == 1
+    for path in (str(outside), "../private", "/etc", str(root / "mine" / ".." / ".." / "private")):
+        with pytest.raises(DemoError, match="outside the gallery root"):
+            folder_gallery(path, 16, 10, str(root))
+    with pytest.raises(DemoError, match="has not set FUSELIP_GALLERY_ROOT"):
+        folder_gallery(str(root / "mine"), 16, 10, "")
+    (root / "mine" / "link.png").symlink_to(outside / "a.png")  # a link out of the root is refused too
+    with pytest.raises(DemoError, match="lead outside the gallery root"):
+        folder_gallery("mine", 16, 10, str(root))
+    monkeypatch.setenv("FUSELIP_GALLERY_ROOT", str(root))
+    assert DemoConfig.from_env().gallery_root == str(root)
+    monkeypatch.delenv("FUSELIP_GALLERY_ROOT")
+    assert DemoConfig.from_env().gallery_root == ""
+
+
+def test_uploaded_images_are_a_gallery(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((20, 30, 3), 60 * i, np.uint8)).save(paths[-1])
+    (tmp_path / "notes.txt").write_text("not an image")
+    files = [{"path": str(p), "orig_name": p.name} for p in paths] + [{"path": str(tmp_path / "notes.txt"),
+                                                                        "orig_name": "notes.txt"}]
+    items, notes = upload_gallery(files, 16, 10)
+    assert len(items) == 3 and all(s.image.shape == (16, 16, 3) and s.text == "" for s in items)
+    assert notes and "notes.txt" in notes[0]
+    assert len(upload_gallery(files, 16, 2)[0]) == 2
+    with pytest.raises(DemoError, match="Upload some images"):
+        upload_gallery([], 16, 10)

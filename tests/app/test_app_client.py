@@ -66,7 +66,7 @@ def gallery_of(task: str) -> str:
 
 
 def retrieve(client, path, text, task, k=4):
-    return client.predict(handle_file(str(path)), text, gallery_of(task), k, "", api_name="/retrieve")
+    return client.predict(handle_file(str(path)), text, gallery_of(task), k, "", None, api_name="/retrieve")
 
 
 def assert_image_file(path) -> np.ndarray:
@@ -169,7 +169,8 @@ def test_odd_images_work_with_a_note(fast_client, api, files, name, app_server):
     c, model = fast_client, api["models"][0]
     notes = [c.predict(api["tokenizers"][0], image, None, api_name="/tokens")[-1],
              c.predict(model, image, "the red circle", "mean", "mean", None, api_name="/attention")[-1],
-             c.predict(image, "rotate 90 degrees clockwise", "benchmark images", 3, "", api_name="/retrieve")[-1],
+             c.predict(image, "rotate 90 degrees clockwise", "benchmark images", 3, "", None,
+                       api_name="/retrieve")[-1],
              c.predict(image, "what colour is the circle?", 3, api_name="/vqa")[-1]]
     for note in notes:
         assert IMAGE_NOTES[name] in note, note
@@ -188,7 +189,7 @@ def test_odd_texts(fast_client, api, queries, name, app_server):
     assert expected in out[-1]
     if name == "long":
         assert "fit the model's context" in out[-1]
-    out = fast_client.predict(image, text, "benchmark images", 3, "", api_name="/retrieve")
+    out = fast_client.predict(image, text, "benchmark images", 3, "", None, api_name="/retrieve")
     assert expected in out[-1] and len(out[1]) == 3
     if name == "empty":
         with pytest.raises(AppError, match="question is empty"):
@@ -202,21 +203,23 @@ def test_missing_inputs_are_explained(fast_client, api):
     with pytest.raises(AppError, match="needs an image"):
         fast_client.predict(api["models"][0], None, "a star", "mean", "mean", None, api_name="/attention")
     with pytest.raises(AppError, match="query is empty"):
-        fast_client.predict(None, "", "benchmark images", 3, "", api_name="/retrieve")
-    with pytest.raises(AppError, match="does not exist"):
-        fast_client.predict(None, "a star", "my folder", 3, "/no/such/folder", api_name="/retrieve")
+        fast_client.predict(None, "", "benchmark images", 3, "", None, api_name="/retrieve")
+    # no gallery root set (the default): no folder of the server can be searched, whatever the path
+    for path in ("/etc", "/no/such/folder", "checkpoints"):
+        with pytest.raises(AppError, match="has not set FUSELIP_GALLERY_ROOT"):
+            fast_client.predict(None, "a star", "a folder on the server", 3, path, None, api_name="/retrieve")
+    with pytest.raises(AppError, match="Upload some images"):
+        fast_client.predict(None, "a star", "my images (upload)", 3, "", None, api_name="/retrieve")
 
 
-def test_folder_gallery(fast_client, tmp_path, benchmark):
-    folder = tmp_path / "mine"
-    folder.mkdir()
+def test_uploaded_gallery(fast_client, tmp_path, benchmark):
     scenes = benchmark.scenes()
-    for i, (image, _) in enumerate(scenes):
-        save_png(image, folder / f"scene_{i}.png")
-    (folder / "readme.txt").write_text("not an image, skipped")
-    out = fast_client.predict(handle_file(str(folder / "scene_0.png")), "", "my folder", 3, str(folder),
-                         api_name="/retrieve")
+    uploads = [handle_file(str(save_png(image, tmp_path / f"scene_{i}.png"))) for i, (image, _) in enumerate(scenes)]
+    (tmp_path / "readme.txt").write_text("not an image, skipped")
+    uploads.append(handle_file(str(tmp_path / "readme.txt")))
+    out = fast_client.predict(uploads[0], "", "my images (upload)", 3, "", uploads, api_name="/retrieve")
     assert all(len(g) == 3 for g in out[1:6:2]) and f"{len(scenes)} gallery items" in out[0]
+    assert "Skipped 1 file" in out[-1] and "readme.txt" in out[-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +239,7 @@ def test_twenty_concurrent_retrievals_match_sequential(client, queries):
     jobs = []
     for i in range(20):
         path, text, task = queries[i % len(queries)]
-        jobs.append((i % len(queries), client.submit(handle_file(str(path)), text, gallery_of(task), k, "",
+        jobs.append((i % len(queries), client.submit(handle_file(str(path)), text, gallery_of(task), k, "", None,
                                                      api_name="/retrieve")))
     for q, job in jobs:
         assert answer(job.result(timeout=120)) == expected[q]
