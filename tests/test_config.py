@@ -5,11 +5,50 @@ import pytest
 from fuselip import config as C
 
 
+FAMILIES = ("tokenizer", "fuselip", "baseline", "mae")
+# a few values per preset, as DESIGN.md's table states them
+EXPECTED = {
+    ("fuselip", "tiny"): {"encoder.width": 256, "encoder.layers": 4, "encoder.heads": 4, "tokenizer.kind": "grid",
+                          "data.image_size": 64, "tokenizer_checkpoint": "checkpoints/tokenizer-grid-tiny"},
+    ("fuselip", "small"): {"encoder.width": 384, "encoder.layers": 12, "encoder.heads": 6, "tokenizer.kind": "titok",
+                           "tokenizer.num_latent_tokens": 128, "tokenizer.codebook_size": 4096, "data.image_size": 256},
+    ("fuselip", "base"): {"encoder.width": 512, "encoder.layers": 12, "encoder.heads": 8,
+                          "tokenizer.codebook_size": 8192, "data.image_size": 256},
+    ("baseline", "tiny-sf"): {"encoder.kind": "siglip-sf", "encoder.layers": 4},
+    ("baseline", "tiny-mlf"): {"encoder.kind": "siglip-mlf", "encoder.fusion_layers": 4},
+    ("tokenizer", "tiny-titok"): {"tokenizer.kind": "titok", "tokenizer.num_latent_tokens": 32},
+    ("mae", "tiny"): {"mae.mask_ratio": 0.75, "train.steps": 3000, "data.tokenizer_images": 16000},
+}
+
+
+def _value(data, dotted: str, missing):
+    for key in dotted.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return missing
+        data = data[key]
+    return data
+
+
 def test_every_preset_loads():
-    for family in ("tokenizer", "fuselip", "baseline"):
-        for name in C.preset_names(family):
-            cfg = C.load_preset(family, name)
-            assert isinstance(cfg, C.RunConfig)
+    """Every field of every preset (the mae recipes included) resolves to the preset file's value where the file
+    sets it and to the dataclass default elsewhere, and the named values are DESIGN.md's."""
+    import json
+    defaults, missing = C.to_dict(C.RunConfig()), object()
+    seen = set()
+    for family in FAMILIES:
+        names = C.preset_names(family)
+        assert names, family
+        for name in names:
+            raw = json.loads((C.PRESET_DIR / family / f"{name}.json").read_text())
+            resolved = C.to_dict(C.load_preset(family, name))
+            for field, _ in C._leaf_fields(C.RunConfig):
+                want = _value(raw, field, missing)
+                want = _value(defaults, field, missing) if want is missing else want
+                assert _value(resolved, field, missing) == want, (family, name, field)
+            for field, value in EXPECTED.get((family, name), {}).items():
+                assert _value(resolved, field, missing) == value, (family, name, field)
+            seen.add((family, name))
+    assert set(EXPECTED) <= seen
 
 
 def test_unknown_keys_and_wrong_types_are_errors():
