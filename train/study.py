@@ -124,12 +124,19 @@ TABLE_METRICS = ("mean/tgit", "shapes/tgit", "emoji/tgit", "shapes/tgit/crop", "
                  "shapes/tgit/jitter", "mean/position_twin", "mean/edit", "mean/vqa", "mean/retrieval")
 
 
-def table(steps: int, last: int = 2) -> str:
+SHIPPED = ROOT / "checkpoints" / "fuselip-tiny"
+
+
+def table(steps: int, last: int = 2, shipped: bool = False) -> str:
     """Markdown: per run, the mean of its last `last` validation points for each metric (smoother than one point
-    of 100 items), the difference from `base` in brackets, and the throughput."""
+    of 100 items), the difference from `base` in brackets, and the throughput. shipped: the shipped FuseLIP-tiny's
+    final validation (its metrics.json; the base recipe at 2,000 steps) stands in as `base`."""
     records = {p.stem: json.loads(p.read_text()) for p in sorted((RESULTS / str(steps)).glob("*.json"))}
     if not records:
         return f"no finished runs in {RESULTS / str(steps)}"
+    if shipped:
+        metrics = json.loads((SHIPPED / "metrics.json").read_text())
+        records["base"] = {"curve": [metrics["validation"]], "pairs_per_s": metrics["pairs_per_s"]}
 
     def final(curve: list[dict], metric: str) -> float:
         values = [p[metric] for p in curve[-last:] if metric in p]
@@ -142,7 +149,8 @@ def table(steps: int, last: int = 2) -> str:
         for m in TABLE_METRICS:
             v = final(rec["curve"], m)
             cells.append(f"{v:.1f}" if name == "base" or m not in base else f"{v:.1f} ({v - base[m]:+.1f})")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {rec['pairs_per_s']:.0f} |")
+        label = "base (the shipped checkpoint)" if shipped and name == "base" else name
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {rec['pairs_per_s']:.0f} |")
     return "\n".join(lines)
 
 
@@ -182,6 +190,8 @@ def main(argv=None) -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (each gets 2 // parallel threads)")
     parser.add_argument("--record-only", action="store_true", help="only write the records of finished runs")
     parser.add_argument("--table", action="store_true", help="print the finished runs' final figures (markdown)")
+    parser.add_argument("--shipped", action="store_true",
+                        help="with --table: the shipped FuseLIP-tiny's final validation is the `base` row")
     parser.add_argument("--diagnose", action="store_true", help="cosines of query, correct and wrong TGIT candidates")
     args = parser.parse_args(argv)
     if args.diagnose:
@@ -189,7 +199,7 @@ def main(argv=None) -> None:
             print(diagnose(name, args.steps))
         return
     if args.table:
-        print(table(args.steps))
+        print(table(args.steps, shipped=args.shipped))
         return
     if args.list or not args.runs:
         for name, (changes, overrides) in STUDY.items():
