@@ -155,3 +155,24 @@ def test_curriculum_first_phase_draws_only_the_named_pairs_and_resumes_exactly(t
     cfg.data.curriculum_first = ["emoji"]
     with pytest.raises(ValueError, match="curriculum_first"):
         engine.Trainer(H.model(), cfg, pairs, out_dir=tmp_path / "c", progress=False)
+
+
+def test_a_tiny_model_overfits_one_batch(tmp_path):
+    """Training learns: 8 pairs (a word -> a two-word text, each its own group, so every step sees the same one
+    batch), a tiny FuseLIP: the loss halves and in-batch retrieval (left -> its right, and back) becomes perfect.
+    (Texts, not images: the tiny test tokenizer is untrained and gives every image the same codes.)"""
+    from fuselip.data.types import Pair, Side
+    from fuselip.retrieval import encode_sides
+    lefts = ["red", "blue", "green", "star", "circle", "square", "left", "right"]
+    rights = ["small cross", "large heart", "the moon", "a cup", "two dogs", "one tree", "big house", "old car"]
+    pairs = [Pair(Side(None, lefts[g]), Side(None, rights[g]), "caption", g) for g in range(8)]
+    cfg = H.run_config(steps=120, batch=8, lr=3e-3, warmup_steps=2)
+    model = H.model()
+    summary = engine.train(model, cfg, pairs, out_dir=tmp_path, progress=False)
+    first, last = summary["history"][0]["loss"], summary["history"][-1]["loss"]
+    assert last < 0.5 * first, (first, last)
+    model.eval()
+    left = encode_sides(model, [p.left for p in pairs])                   # (8, D)
+    right = encode_sides(model, [p.right for p in pairs])                 # (8, D)
+    scores = left @ right.T
+    assert scores.argmax(dim=1).tolist() == list(range(8)) and scores.argmax(dim=0).tolist() == list(range(8))
