@@ -122,8 +122,8 @@ def test_uploaded_images_are_searched(page, tmp_path, benchmark):
         Image.fromarray(image).save(paths[-1])
     page.get_by_label("my images (upload)").check()
     page.locator("#retrieval-uploads input[type=file]").set_input_files(paths)
-    for i in range(3):
-        page.locator("#retrieval-uploads").get_by_text(f"upload_{i}.png").first.wait_for(timeout=TIMEOUT_MS)
+    for i in range(3):  # each file listed in the input (Gradio labels the file-name cell with the name)
+        page.locator(f'#retrieval-uploads td.filename[aria-label="upload_{i}.png"]').wait_for(timeout=TIMEOUT_MS)
     outputs = ".retrieval-results img"
     signature = f"() => [...document.querySelectorAll({outputs!r})].map(e => e.src).join('|')"
     before = page.evaluate(signature)
