@@ -154,7 +154,7 @@ def test_image_that_is_not_an_image(fast_client, api, files, app_server):
     calls = {
         "/tokens": (api["tokenizers"][0], handle_file(str(files["not_image"])), None),
         "/attention": (api["models"][0], handle_file(str(files["not_image"])), "a star", "mean", "mean", None),
-        "/retrieve": (handle_file(str(files["not_image"])), "a star", "benchmark images", 3, ""),
+        "/retrieve": (handle_file(str(files["not_image"])), "a star", "benchmark images", 3, "", None),
         "/vqa": (handle_file(str(files["not_image"])), "what is it?", 3),
     }
     for endpoint, args in calls.items():
