@@ -72,6 +72,11 @@ STUDY: dict[str, tuple[str, list[str]]] = {
                                                              "--encoder.mmm_probability=0.0"]),
     "ref-mmm-clean": ("tgit-reference and mmm-clean together", ["--data.tgit_groups=reference",
                                                                  "--encoder.mmm_pass=clean"]),
+    # the issue's own probe of the prototype's focus (ShapesWorld alone, a TGIT- and position-heavy mixture, groups
+    # of up to 9), run long enough to compare with the prototype at its ~150,000 pairs
+    "focus-shapes": ("ShapesWorld alone, TGIT 0.6 / caption 0.2 / position 0.2, groups of up to 9 (the issue's probe)",
+                     ['--data.worlds=["shapes"]', "--data.world_weights=[1.0]",
+                      '--data.task_weights={"tgit": 0.6, "caption": 0.2, "position": 0.2}', "--data.group_size=9"]),
     "ref-batch-64": ("tgit-reference at batch 64 (same pairs: twice the optimiser steps)",
                      ["--data.tgit_groups=reference", "--train.batch_size=64", "@steps*2"]),
     "ref-mix-tgit": ("tgit-reference with TGIT at 0.45 of the pairs (caption 0.15, VQA 0.05)",
