@@ -3,6 +3,7 @@
     python train/study.py --list                          # the runs and what each changes
     python train/study.py base tgit-full --parallel 2     # train them (1 thread each when 2 run at once)
     python train/study.py tgit-full --steps 1500          # a longer run of a promising factor
+    python train/study.py --rotations checkpoints/fuselip-tiny  # how far off its rotations are
 
 Every run is `train/train_fuselip.py --preset tiny` with the study's budget (`--steps` of batch 128, one epoch of
 fresh pairs, validation on `--val-items` items per task and world every `--val-every` steps) plus the run's own
@@ -77,6 +78,10 @@ STUDY: dict[str, tuple[str, list[str]]] = {
     "focus-shapes": ("ShapesWorld alone, TGIT 0.6 / caption 0.2 / position 0.2, groups of up to 9 (the issue's probe)",
                      ['--data.worlds=["shapes"]', "--data.world_weights=[1.0]",
                       '--data.task_weights={"tgit": 0.6, "caption": 0.2, "position": 0.2}', "--data.group_size=9"]),
+    "focus-ref-mmm-off": ("focus-shapes with the reference's TGIT groups and MMM off",
+                          ['--data.worlds=["shapes"]', "--data.world_weights=[1.0]",
+                           '--data.task_weights={"tgit": 0.6, "caption": 0.2, "position": 0.2}', "--data.group_size=9",
+                           "--data.tgit_groups=reference", "--encoder.mmm_probability=0.0"]),
     "ref-batch-64": ("tgit-reference at batch 64 (same pairs: twice the optimiser steps)",
                      ["--data.tgit_groups=reference", "--train.batch_size=64", "@steps*2"]),
     "ref-mix-tgit": ("tgit-reference with TGIT at 0.45 of the pairs (caption 0.15, VQA 0.05)",
@@ -185,6 +190,43 @@ def diagnose(name: str, steps: int, n_items: int = 50) -> str:
     return "\n".join(lines)
 
 
+def rotation_errors(checkpoint: str, world: str = "shapes", n_items: int = 800, split: str = "test") -> str:
+    """How far off a model's rotations are: over the rotate items of one world's TGIT benchmark (split, seed 0,
+    `n_items` TGIT items of which about a fifth rotate), the signed angle of the chosen candidate minus the asked one
+    (counter-clockwise positive; 18 candidates, 10..90 degrees either way), and top-1 per asked angle."""
+    from collections import Counter, defaultdict
+
+    from fuselip import evaluate as ev
+    from fuselip.checkpoint import load_model
+    from fuselip.data import tgit
+    model = load_model(checkpoint).eval()
+    items = [it for it in ev.benchmark_items(split, n_items, 0)(world, "tgit") if it.kind == "rotate"]
+    items = [it for it in items if len(it.candidates) == 18]  # none lost to a duplicate candidate
+    choices = ev.item_choices(items, ev.embed_unique(model, [s for it in items for s in (it.query, *it.candidates)]))
+    options = tgit.all_of_kind("rotate")
+
+    def signed(t) -> int:
+        return t.params[0] * (1 if t.params[1] == "counter-clockwise" else -1)
+    errors: Counter = Counter()
+    by_angle: dict[int, list[bool]] = defaultdict(list)
+    direction = 0
+    for item, choice in zip(items, choices):
+        asked = next(o for o in options if o.text == item.query.text)
+        chosen = asked if choice == 0 else [o for o in options if o != asked][choice - 1]  # eval_candidates' order
+        errors[signed(chosen) - signed(asked)] += 1
+        by_angle[signed(asked)].append(choice == 0)
+        direction += (signed(chosen) > 0) == (signed(asked) > 0)
+    n = len(items)
+
+    def within(d: int) -> float:
+        return 100 * sum(v for k, v in errors.items() if abs(k) <= d) / n
+    per_angle = ", ".join(f"{k:+d}: {100 * sum(v) / len(v):.0f}" for k, v in sorted(by_angle.items()))
+    return (f"{checkpoint} {world} {split}: {n} rotate items; top-1 {within(0):.1f} %, within 10 degrees "
+            f"{within(10):.1f} %, within 20 degrees {within(20):.1f} %, right direction {100 * direction / n:.1f} %\n"
+            f"top-1 per asked angle (counter-clockwise positive): {per_angle}\n"
+            f"error histogram (degrees: items): {dict(sorted(errors.items()))}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", help="run names (see --list)")
@@ -198,7 +240,13 @@ def main(argv=None) -> None:
     parser.add_argument("--shipped", action="store_true",
                         help="with --table: the shipped FuseLIP-tiny's final validation is the `base` row")
     parser.add_argument("--diagnose", action="store_true", help="cosines of query, correct and wrong TGIT candidates")
+    parser.add_argument("--rotations", metavar="CHECKPOINT",
+                        help="how far off a checkpoint's rotations are (signed angle errors, ShapesWorld and Emoji)")
     args = parser.parse_args(argv)
+    if args.rotations:
+        for world in ("shapes", "emoji"):
+            print(rotation_errors(args.rotations, world))
+        return
     if args.diagnose:
         for name in args.runs:
             print(diagnose(name, args.steps))
