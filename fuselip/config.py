@@ -132,16 +132,9 @@ class DataConfig:
     tgit_groups: str = "sampled"    # TGIT groups (fuselip.data.tasks.tgit_instructions): "sampled" (up to group_size
                                     # of one kind), "full" (every evaluation candidate of the kind is a target, the
                                     # unchanged image included), "reference" (the reference code's groups)
-    position_size_questions: bool = False  # position groups also ask "what size is the star on the left?" (text target)
     position_twins: str = "appearance"  # what the position twins differ in (fuselip.data.tasks.twin_attribute):
                                         # "appearance": colour where a world has colours, else two emoji of one
                                         # category; "colour": colour, else size; "size": size
-    position_counterfactuals: bool = False  # position groups also hold the same scene with the twins' sizes swapped
-                                            # (a minimal pair: only which twin is large differs)
-    position_where_questions: bool = False  # position groups also ask "where is the large star?" -> "on the left":
-                                            # which side holds which twin, the feature the side word must act on
-    crop_location_queries: float = 0.0  # share of crop groups that name each object's cell ("the object in the top
-                                        # left") instead of its class: text -> location addressing, with crop targets
     objects: list[int] = field(default_factory=list)  # objects per scene, each scene drawing its count uniformly
                                     # from this list (1..9, one per cell; e.g. [1, …, 9] for the bottleneck study,
                                     # fuselip/bottleneck.py); [] = each world's own range (shapes 1–3, emoji 2–4)
@@ -188,6 +181,16 @@ class MAEConfig:
     decoder_layers: int = 2
     decoder_heads: int = 4
     norm_pix_loss: bool = True      # targets: each patch's pixels standardised by its own mean and std
+
+
+# Knobs removed after the experiments that used them changed no result (docs/results/README.md tells them): each with
+# the default it always had. An old config (a shipped checkpoint's, a run's run_config.json) may still hold one:
+# at that value it is dropped, at any other value loading stops, since this package cannot rebuild that run.
+REMOVED_FIELDS_LAST_AT = "36e4176"  # the last commit that has them: check it out to rerun such a run
+REMOVED_FIELDS: dict[type, dict[str, Any]] = {
+    DataConfig: {"position_size_questions": False, "position_counterfactuals": False,
+                 "position_where_questions": False, "crop_location_queries": 0.0},
+}
 
 
 @dataclass
@@ -245,10 +248,24 @@ def _check_value(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {annotation!r}")
 
 
+def _drop_removed(cls, data: dict, where: str) -> dict:
+    """`data` without the REMOVED_FIELDS of `cls` that hold their old default; a ConfigError for one that does not."""
+    removed = REMOVED_FIELDS.get(cls, {})
+    for key in sorted(set(data) & set(removed)):
+        value, default = data[key], removed[key]
+        if value != default or isinstance(value, bool) != isinstance(default, bool):
+            raise ConfigError(f"{where}.{key}".lstrip(".") + f" was removed from fuselip (it changed no result); this "
+                              f"config sets it to {value!r}, not its old default {default!r}: check out commit "
+                              f"{REMOVED_FIELDS_LAST_AT} to rerun it")
+    return {k: v for k, v in data.items() if k not in removed}
+
+
 def from_dict(cls, data: dict, where: str = ""):
-    """Build dataclass `cls` from a (possibly partial) dict; unknown keys and wrong types are errors."""
+    """Build dataclass `cls` from a (possibly partial) dict; unknown keys and wrong types are errors, and so is a
+    removed key (REMOVED_FIELDS) at any value but its old default, which is dropped."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    data = _drop_removed(cls, data, where)
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}'.lstrip('.') for k in unknown)}; "

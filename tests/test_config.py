@@ -1,4 +1,6 @@
 import argparse
+import dataclasses
+import json
 
 import pytest
 
@@ -32,7 +34,6 @@ def _value(data, dotted: str, missing):
 def test_every_preset_loads():
     """Every field of every preset (the mae recipes included) resolves to the preset file's value where the file
     sets it and to the dataclass default elsewhere, and the named values are DESIGN.md's."""
-    import json
     defaults, missing = C.to_dict(C.RunConfig()), object()
     seen = set()
     for family in FAMILIES:
@@ -77,3 +78,21 @@ def test_overrides_are_generated_and_checked():
 def test_round_trip():
     cfg = C.RunConfig()
     assert C.from_dict(C.RunConfig, C.to_dict(cfg)) == cfg
+
+
+def test_removed_keys_load_at_their_old_default_and_are_errors_otherwise():
+    """Old configs (shipped checkpoints, runs' run_config.json) may hold a knob removed from the package: at the
+    default it always had it is dropped; at any other value loading names it, says it was removed and where it was."""
+    checkpoint = json.loads((C.PRESET_DIR.parents[1] / "checkpoints" / "fuselip-tiny" / "config.json").read_text())
+    assert checkpoint["encoder"]["pos_init"] == "normal"  # a shipped checkpoint written before the removal
+    assert C.from_dict(C.EncoderConfig, checkpoint["encoder"], "encoder").width == checkpoint["encoder"]["width"]
+    for cls, removed in C.REMOVED_FIELDS.items():
+        section = next(f.name for f in dataclasses.fields(C.RunConfig) if f.type in (cls, cls.__name__))
+        for key, default in removed.items():
+            assert key not in {f.name for f in dataclasses.fields(cls)}
+            assert C.from_dict(C.RunConfig, {section: {key: default}}) == C.RunConfig()
+            other = "grid2d" if isinstance(default, str) else (not default if isinstance(default, bool) else 0.5)
+            with pytest.raises(C.ConfigError, match=rf"{section}\.{key} was removed .*{C.REMOVED_FIELDS_LAST_AT}"):
+                C.from_dict(C.RunConfig, {section: {key: other}})
+    with pytest.raises(C.ConfigError, match="data.position_size_questions was removed"):
+        C.from_dict(C.DataConfig, {"position_size_questions": 0}, "data")  # not the boolean false

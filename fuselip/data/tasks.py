@@ -5,7 +5,6 @@ Tasks (shared/PAPER.md has the paper's originals; both worlds pose every task):
   classify  (image of one object, "") -> (none, "a star")             zero-shot labels: shape / emoji category
   vqa       (image, question) -> (none, answer)                       colour, shape|object|category, size, count, position
   crop      (image, "the red circle") -> (its crop, "")               OI-Crop analogue; group = crops of one scene
-            (training may also name the cell: "the object in the top left", data.crop_location_queries)
   position  (image, "the star on the left") -> (its crop, "")         OI-Pos analogue: two objects of the same class
   tgit      (image, "rotate 30 degrees clockwise") -> (result, "")    group = transformations of one image
   edit      (scene, "make the circle blue") -> (edited scene, "")    + the inverse edit; group = edits of one scene
@@ -285,11 +284,6 @@ def _crop_group(world, rng, split, data):
     size = data.group_size
     scene = world.sample_scene(rng, split, min_objects=min(2, world.config.max_objects))
     image = world.render(scene)
-    # the draw is made only when the option is on, so the default data stream is unchanged
-    if data.crop_location_queries > 0 and rng.random() < data.crop_location_queries:
-        # every object named by where it is: only the location words tell the queries apart
-        return _distinct_rights([(Side(image, location_query(CELL_NAMES[obj.cell])), _image(world.crop(image, obj)),
-                                  "location") for obj in scene.objects], size)
     triples = []
     for obj in scene.objects:
         if sum(_same_class(world, obj, o) for o in scene.objects) == 1:
@@ -297,31 +291,15 @@ def _crop_group(world, rng, split, data):
     return _distinct_rights(triples, size)
 
 
-def location_query(cell_name: str) -> str:
-    """A crop query by location only ("the object in the top left"; data.crop_location_queries)."""
-    return f"the object in the {cell_name}"
-
-
 def position_query(phrase: str, side: str) -> str:
     """The position task's query text ("the star on the left")."""
     return f"the {phrase} on the {side}"
 
 
-def position_size_question(phrase: str, side: str, attribute: str = "size") -> str:
-    """The same binding asked about the twins' difference ("what size is the star on the left?"; name twins:
-    "what is the food & drink emoji on the left?")."""
-    if attribute == "name":
-        return f"what is the {phrase} on the {side}?"
-    return f"what {attribute} is the {phrase} on the {side}?"
-
-
-def position_where_question(world: World, obj: Obj, attribute: str = "size") -> str:
-    """Which side holds this twin ("where is the large star?"): content -> side, the inverse of the position query."""
-    return f"where is the {world.phrase(obj, (attribute,) + world.class_attributes)}?"
-
-
-def position_side_answer(side: str) -> str:
-    return f"on the {side}"
+def position_size_question(phrase: str, side: str) -> str:
+    """The same binding asked about the twins' size ("what size is the star on the left?";
+    fuselip.evaluate.position_binding)."""
+    return f"what size is the {phrase} on the {side}?"
 
 
 def _position_group(world, rng, split, data):
@@ -332,26 +310,9 @@ def _position_group(world, rng, split, data):
     phrase = _position_phrase(world, left, attribute)
     triples = [(Side(image, position_query(phrase, "left")), _image(world.crop(image, left)), "left"),
                (Side(image, position_query(phrase, "right")), _image(world.crop(image, right)), "right")]
-    if data.position_counterfactuals:
-        # the minimal pair: the same scene with the twins' sizes (colours) swapped, so the images differ only in
-        # which twin is which and the side word alone decides between crops that differ only in that attribute
-        swapped_left = obj_replace(left, **{attribute: getattr(right, attribute)})
-        swapped_right = obj_replace(right, **{attribute: getattr(left, attribute)})
-        swapped = world.render(scene.replace(left, swapped_left).replace(right, swapped_right))
-        triples += [(Side(swapped, position_query(phrase, "left")), _image(world.crop(swapped, swapped_left)), "left"),
-                    (Side(swapped, position_query(phrase, "right")), _image(world.crop(swapped, swapped_right)),
-                     "right")]
     out = _distinct_rights(triples, size)
     if len(out) != len(triples):
         return []  # identical crops: the question has no answer, resample
-    if data.position_where_questions and size >= len(out) + 2:
-        out += [(Side(image, position_where_question(world, obj, attribute)), _text(position_side_answer(side)),
-                 side) for side, obj in (("left", left), ("right", right))]
-    if data.position_size_questions and size >= len(out) + 2:
-        # the same binding ("the star on the left" -> that object's attributes) with a text target: the
-        # twins differ in size (colour), so "small" vs "large" is the hard negative, far apart in embedding space
-        out += [(Side(image, position_size_question(phrase, side, attribute)), _text(getattr(obj, attribute)),
-                 side) for side, obj in (("left", left), ("right", right))]
     return out
 
 
@@ -560,12 +521,6 @@ def check_data_config(data: DataConfig) -> None:
         raise ValueError("data.task_weights: no task has a positive weight")
     if data.position_twins not in POSITION_TWINS:
         raise ValueError(f"data.position_twins must be one of {POSITION_TWINS}, got {data.position_twins!r}")
-    if data.position_counterfactuals and data.group_size < 4:
-        raise ValueError(f"data.position_counterfactuals puts 4 pairs in each position group; data.group_size is "
-                         f"{data.group_size}, needs at least 4")
-    if not 0.0 <= data.crop_location_queries <= 1.0:
-        raise ValueError(f"data.crop_location_queries is a share of crop groups, in [0, 1]; got "
-                         f"{data.crop_location_queries}")
     if data.group_size < 1:
         raise ValueError(f"data.group_size must be at least 1, got {data.group_size}")
     if data.tgit_groups not in TGIT_GROUPS:

@@ -13,7 +13,7 @@ from fuselip.data.edits import sample_edit, world_ops
 from fuselip.data.tasks import (DEFAULT_TASK_CONFIG, TASKS, WORLDS, eval_items, iter_pairs, kinds, make_world,
                                 sample_images, sample_pairs, twin_attribute)
 from fuselip.data.types import image_key
-from fuselip.data.world import CELL_NAMES, Obj
+from fuselip.data.world import CELL_NAMES
 
 N_ITEMS = 10
 
@@ -105,76 +105,6 @@ def test_tgit_groups_hold_one_kind_so_their_hard_negatives_are_the_eval_candidat
     assert sizes["crop"] == sizes["rotate"] == config.group_size  # six crops of one image side by side
 
 
-def whole_groups(config: DataConfig, n: int) -> list[list]:
-    """The training groups of the first n pairs, without the last one (which may be cut short)."""
-    by_group = {}
-    for p in sample_pairs(config, "train", n, seed=0):
-        by_group.setdefault(p.group, []).append(p)
-    by_group.pop(max(by_group))
-    return list(by_group.values())
-
-
-def ink_pixels(crop: np.ndarray) -> int:
-    """Pixels of an object in a crop on the white background (its size, up to a neighbour's edge)."""
-    return int((crop.astype(int).sum(-1) < 3 * 250).sum())
-
-
-def test_position_groups_can_also_ask_the_twins_sizes():
-    """position_size_questions: each group = both crops + "what size is the <class> on the left|right?" -> the
-    answer of that side; the two answers differ (size twins differ in size), so each is the other's
-    hard negative. Off by default, and then a group is the two crops only."""
-    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_size_questions=True,
-                        position_twins="size")
-    for group in whole_groups(config, 200):
-        assert [p.right.image is not None for p in group] == [True, True, False, False]
-        crops, questions = group[:2], group[2:]
-        assert [p.kind for p in crops] == [p.kind for p in questions] == ["left", "right"]
-        for crop, question in zip(crops, questions):
-            assert question.left.text == "what size is " + crop.left.text + "?"   # "the star on the left"
-            assert question.left.image is crop.left.image
-        assert {q.right.text for q in questions} == {"small", "large"}
-    plain = sample_pairs(DataConfig(task_weights={"position": 1.0}), "train", 20, seed=0)
-    assert all(p.right.image is not None for p in plain)
-
-
-def test_position_counterfactuals_swap_only_the_twins_sizes():
-    """position_counterfactuals: a group = the two crops of a scene + the same two questions on the scene with the
-    twins' sizes swapped: the two images differ, the four crops differ, and each swapped target has the other
-    size (less ink where the original was large). Off by default: then a group is the two crops only."""
-    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_counterfactuals=True,
-                        position_twins="size")
-    for group in whole_groups(config, 120):
-        assert [p.kind for p in group] == ["left", "right", "left", "right"]
-        assert [p.left.text for p in group[:2]] == [p.left.text for p in group[2:]]
-        original, swapped = group[0].left.image, group[2].left.image
-        assert not np.array_equal(original, swapped)
-        assert len({image_key(p.right.image) for p in group}) == 4
-        # the swapped twin's crop is the other size: measure the object's ink in each crop
-        ink = [ink_pixels(p.right.image) for p in group]
-        assert (ink[0] < ink[1]) == (ink[2] > ink[3])
-    plain = sample_pairs(DataConfig(task_weights={"position": 1.0}), "train", 40, seed=0)
-    assert all(p.kind in ("left", "right") for p in plain) and len({p.group for p in plain}) == 20
-    with pytest.raises(ValueError, match="position_counterfactuals"):
-        sample_pairs(DataConfig(task_weights={"position": 1.0}, position_counterfactuals=True, group_size=3),
-                     "train", 4, seed=0)
-
-
-def test_position_where_questions_ask_which_side_holds_each_twin():
-    """position_where_questions: after the crops, "where is the <size> <class>?" -> "on the left|right", the
-    twin of that size being on that side (its crop is the one with that much ink)."""
-    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"position": 1.0}, position_where_questions=True,
-                        position_twins="size")
-    for group in whole_groups(config, 120):
-        crops, questions = group[:2], group[2:]
-        assert [p.kind for p in group] == ["left", "right", "left", "right"]
-        assert [q.right.text for q in questions] == ["on the left", "on the right"]
-        ink = [ink_pixels(p.right.image) for p in crops]
-        larger = "left" if ink[0] > ink[1] else "right"
-        asked = {q.left.text.split()[3]: q.kind for q in questions}     # "where is the large ..." -> side
-        assert asked == {"large": larger, "small": "right" if larger == "left" else "left"}
-        assert all(q.left.image is crops[0].left.image for q in questions)
-
-
 def test_position_twins_differ_in_what_a_crop_shows_plainly():
     """position_twins="appearance" (the default, the benchmark): ShapesWorld twins share shape and size, differ in
     colour, and the query names the shape only ("the star on the left"); EmojiWorld twins are two different emoji
@@ -202,16 +132,6 @@ def test_position_twins_differ_in_what_a_crop_shows_plainly():
     for item in eval_items("shapes", "position", "test", 10, seed=0, config=sized):
         twins = [o for o in item.meta["scene"].objects if o.name == item.meta["object"].name]
         assert twins[0].colour == twins[1].colour and twins[0].size != twins[1].size
-    data = DataConfig(worlds=["shapes"], world_weights=[1.0], task_weights={"position": 1.0},
-                      position_counterfactuals=True, position_size_questions=True)
-    pairs = sample_pairs(data, "train", 24, seed=0)
-    questions = {p.left.text for p in pairs if p.right.image is None}
-    assert questions and questions <= {
-        f"what colour is the {n} on the {s}?" for n in make_world("shapes").names("train") for s in ("left", "right")}
-    data = dataclasses.replace(data, worlds=["emoji"])
-    pairs = sample_pairs(data, "train", 24, seed=0)
-    answers = {p.right.text for p in pairs if p.right.image is None}
-    assert answers and answers <= set(emoji.names("train"))  # "what is the symbols emoji on the left?" -> its name
     with pytest.raises(ValueError, match="position_twins"):
         sample_pairs(DataConfig(task_weights={"position": 1.0}, position_twins="angle"), "train", 4, seed=0)
 
@@ -344,30 +264,6 @@ def test_sample_images_are_distinct_and_include_transformed_ones():
     assert images.shape == (64, 64, 64, 3) and images.dtype == np.uint8
     assert len({im.tobytes() for im in images}) == 64
     assert np.array_equal(images, sample_images(data, "train", 64, seed=0))
-
-
-def test_crop_groups_can_name_objects_by_their_cell():
-    """crop_location_queries=1: every crop group names each object by its cell only ("the object in the top left"),
-    with that object's crop as target: a window centred within `jitter` pixels of that cell's centre. At 0 (the
-    default) no group does, and the crop stream is the class-phrase one."""
-    config = DataConfig(worlds=["shapes", "emoji"], task_weights={"crop": 1.0}, crop_location_queries=1.0)
-    pairs = sample_pairs(config, "train", 60, seed=0)
-    assert all(p.kind == "location" and p.left.text.startswith("the object in the ") for p in pairs)
-    by_group = {}
-    for p in pairs:
-        by_group.setdefault(p.group, []).append(p)
-    assert all(len({p.left.text for p in g}) == len(g) >= 2 for g in list(by_group.values())[:-1])
-    for p in pairs:
-        world = make_world(p.world)
-        cell = CELL_NAMES.index(p.left.text.removeprefix("the object in the "))
-        j = world.jitter
-        windows = [world.crop(p.left.image, Obj(cell=cell, name="", dx=dx, dy=dy))
-                   for dx in range(-j, j + 1) for dy in range(-j, j + 1)]
-        assert any(np.array_equal(w, p.right.image) for w in windows), p.left.text
-    plain = sample_pairs(DataConfig(task_weights={"crop": 1.0}), "train", 30, seed=0)
-    assert not any(p.left.text.startswith("the object in the ") for p in plain)
-    with pytest.raises(ValueError, match="crop_location_queries"):
-        sample_pairs(DataConfig(task_weights={"crop": 1.0}, crop_location_queries=1.5), "train", 4, seed=0)
 
 
 @pytest.mark.parametrize("world_name", WORLDS)
