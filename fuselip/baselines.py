@@ -16,7 +16,7 @@ own modality alone; the two vectors meet only at the end (*late fusion*):
 
 Both follow the engine protocol of fuselip/model.py: `prepare(pairs)`, `collate(pairs)`,
 `forward_pairs(batch)`, `logit_scale`/`logit_bias`, `encode(images, texts)`, `config_dict()` / `from_config()`,
-and the same checkpoint compaction as FuseLIP (fuselip.checkpoint.compact_rows / expand_rows): `prepare`
+and the same checkpoint compaction as FuseLIP (fuselip/compaction.py): `prepare`
 records every text id of the training set in the buffer `token_seen` and zeroes every other row, and
 `export_tensors` keeps only the seen rows of the 49,408-row text table (the others are zeros, and load as
 zeros), so a shipped checkpoint embeds even never-seen words bit-identically to the trained model.
@@ -26,33 +26,32 @@ data contract writes an image-only side as `Side(image, "")`.
 Why not `CLIP.encode_text`: in open_clip 3.3 `CLIPTextCfg` has `no_causal_mask` but no way to switch on
 a padding mask, and `CLIP.encode_text` adds the positional embedding of the *full* context length. We
 build the tower with open_clip and run its parts ourselves on batches trimmed to their longest text,
-with a key-padding mask on pad (the same attention pattern as FuseLIP's encoder).
+with a key-padding mask on pad (the same attention pattern as FuseLIP's encoder). The image tower's helpers
+(input layer, pixel standardisation, attention kernel) are in fuselip/vit.py, shared with fuselip/mae.py.
 """
 from __future__ import annotations
 
-import contextlib
-import warnings
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from open_clip.constants import INCEPTION_MEAN, INCEPTION_STD
-from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from open_clip.model import CLIP, CLIPTextCfg
 from open_clip.transformer import LayerNorm, Transformer
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from fuselip import vocab
 from fuselip.checkpoint import CheckpointError, check_state_dict, compact_rows, expand_rows, register
+from fuselip.compaction import check_kept
 from fuselip.config import EncoderConfig, RunConfig, from_dict, to_dict
 from fuselip.data.collate import content_key
 from fuselip.data.types import Pair, image_key
 from fuselip.images import preprocess
+from fuselip.mae import load_vision
 from fuselip.text import default_tokenizer
+from fuselip.vit import attention_backend, check_vision, set_vision_stem, standardise, vision_config
 
 SIDES = ("left", "right")
-CONV_STEM_CHANNELS = 32  # channels of the conv stem's first layer (vision_stem="conv"), doubled per layer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,69 +148,7 @@ class MagicLensFusion(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# the ViT's input layer
-
-
-def conv_stem(width: int, patch_size: int, first_channels: int) -> nn.Sequential:
-    """A convolutional stem (Xiao et al. 2021, "Early convolutions help transformers see better") in place of
-    the ViT's patch embedding: log2(patch_size) 3x3 stride-2 convs, each doubling the channels (from
-    `first_channels`) with a GroupNorm(1) and a GELU, then a 1x1 conv to the width. It makes the same
-    (image_size / patch_size)^2 token grid as the patch embedding, so the transformer after it is unchanged;
-    GroupNorm (per image) rather than the paper's BatchNorm, so that no image's features depend on the
-    other images in its batch (which a contrastive loss could exploit)."""
-    if patch_size < 2 or patch_size & (patch_size - 1):
-        raise ValueError(f"encoder.vision_stem='conv' needs a power-of-two vision_patch_size, got {patch_size}")
-    layers, channels = [], 3
-    for i in range(patch_size.bit_length() - 1):  # 64 px, patch 8: 64 -> 32 -> 16 -> 8
-        out = first_channels * 2 ** i
-        layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(1, out), nn.GELU()]
-        channels = out
-    layers.append(nn.Conv2d(channels, width, 1))  # (N, width, grid, grid), what open_clip's conv1 returns
-    return nn.Sequential(*layers)
-
-
-def check_vision(encoder: EncoderConfig, image_size: int) -> None:
-    """Rejects image-tower settings that cannot build a ViT, naming the setting."""
-    if image_size % encoder.vision_patch_size:
-        raise ValueError(f"image_size={image_size} is not a multiple of "
-                         f"encoder.vision_patch_size={encoder.vision_patch_size}")
-    if encoder.width % encoder.heads:
-        raise ValueError(f"encoder.width={encoder.width} is not divisible by encoder.heads={encoder.heads}")
-    if encoder.vision_stem not in ("patch", "conv"):
-        raise ValueError(f"encoder.vision_stem must be 'patch' or 'conv', got {encoder.vision_stem!r}")
-
-
-def vision_config(encoder: EncoderConfig, image_size: int) -> CLIPVisionCfg:
-    """open_clip's config of the image tower: a ViT of the encoder's width, depth and heads over the pixels."""
-    return CLIPVisionCfg(layers=encoder.layers, width=encoder.width, head_width=encoder.width // encoder.heads,
-                         mlp_ratio=encoder.mlp_ratio, patch_size=encoder.vision_patch_size, image_size=image_size)
-
-
-def set_vision_stem(visual: nn.Module, encoder: EncoderConfig) -> None:
-    """Puts the input layer named by `encoder.vision_stem` into an open_clip ViT (its `conv1`)."""
-    if encoder.vision_stem == "conv":
-        visual.conv1 = conv_stem(encoder.width, encoder.vision_patch_size, CONV_STEM_CHANNELS)
-
-
-def standardise(pixels: torch.Tensor) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) floats as open_clip's SigLIP models expect (INCEPTION_MEAN/STD:
-    [0, 1] -> [-1, 1]); FuseLIP's tokenizer reads [0, 1] as the paper's does. Each model gets its usual input."""
-    x = pixels.permute(0, 3, 1, 2).float().div(255.0)  # (N, 3, H, W) in [0, 1]
-    mean = torch.tensor(INCEPTION_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(INCEPTION_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-# ---------------------------------------------------------------------------------------------
 # the dual encoder
-
-
-def attention_backend(device: torch.device):
-    """On CPU, run open_clip's attention (nn.MultiheadAttention -> scaled_dot_product_attention) on the plain
-    math kernel: for these short sequences (≤ 65 tokens) PyTorch's CPU flash-attention kernel is several times
-    slower, its backward above all (profiled: ~55 % of a training step; the math path makes the whole step
-    ~1.6x faster). FuseLIP's attention already takes the math path. On a GPU the default choice stays."""
-    return sdpa_kernel([SDPBackend.MATH]) if device.type == "cpu" else contextlib.nullcontext()
 
 
 class LateFusionSigLIP(nn.Module):
@@ -347,7 +284,7 @@ class LateFusionSigLIP(nn.Module):
         # real tokens run up to each row's eot; not `ids != PAD`, since pad id 0 is also the BPE token "!"
         eot = vocab.eot_positions(ids)  # (N,)
         keep = torch.arange(length, device=ids.device)[None, :] <= eot[:, None]  # (N, T)
-        self._check_kept(ids[keep])
+        check_kept(self, ids[keep], "text")
         x = clip.token_embedding(ids) + clip.positional_embedding[:length]  # (N, T, W)
         additive = torch.zeros(ids.shape[0], length, length, dtype=x.dtype, device=x.device)
         additive = additive.masked_fill(~keep[:, None, :], float("-inf"))  # (N, Q, K)
@@ -356,13 +293,6 @@ class LateFusionSigLIP(nn.Module):
         x = clip.ln_final(x)
         pooled = x[torch.arange(ids.shape[0], device=ids.device), eot]  # (N, W)
         return pooled @ clip.text_projection  # (N, E)
-
-    def _check_kept(self, ids: torch.Tensor) -> None:
-        if self.compacted and not self._warned_unkept and not bool(self.token_seen[ids].all()):
-            missing = sorted(set(ids[~self.token_seen[ids]].tolist()))[:10]
-            warnings.warn(f"text ids {missing} never occurred in training; this compacted checkpoint stores their "
-                          f"(untrained) embedding rows as zeros (see fuselip/baselines.py)", stacklevel=3)
-            self._warned_unkept = True
 
     def embed_side(self, batch: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
         with attention_backend(batch[f"{prefix}_image_index"].device):
@@ -437,6 +367,5 @@ def build_baseline(config: RunConfig | EncoderConfig, image_size: int | None = N
                          f"choose one of {', '.join(BASELINES)}")
     model = BASELINES[encoder.kind](encoder, image_size)
     if isinstance(config, RunConfig) and encoder.vision_init:
-        from fuselip.mae import load_vision
         load_vision(model.clip.visual, encoder.vision_init, encoder, image_size)
     return model

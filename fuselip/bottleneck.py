@@ -41,7 +41,13 @@ import numpy as np
 import torch
 
 from fuselip import evaluate as ev
+from fuselip.baselines import effective_parameters
+from fuselip.checkpoint import load_model, write_json_atomic
+from fuselip.data.tasks import make_rng, make_world
 from fuselip.data.types import EvalItem
+from fuselip.data.world import check_counts, parse_counts
+from fuselip.images import preprocess
+from fuselip.vit import attention_backend
 
 DEFAULT_OBJECTS = (1, 3, 5, 7, 9)        # the test strata of the study (every count is allowed: 1..9)
 PROBE_OBJECTS = tuple(range(1, 10))
@@ -56,7 +62,6 @@ CLASS_NAMES = {"shapes": "shape", "emoji": "category"}   # what `class` reads in
 
 def parse_objects(text: str) -> tuple[int, ...]:
     """"1,3,5,7,9" or "1-9" or "2-4,9" -> sorted distinct counts (each 1..9; fuselip.data.world.parse_counts)."""
-    from fuselip.data.world import parse_counts
     return parse_counts(text)
 
 
@@ -84,7 +89,6 @@ def evaluate_by_objects(model, objects: Sequence[int] = DEFAULT_OBJECTS, *, worl
                         position_twins: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """fuselip.evaluate.evaluate on each object count's test set (n_items per count, world and task; a task the
     count makes impossible, position at k = 1, is absent), every task entry with its "chance" level."""
-    from fuselip.data.world import check_counts
     objects = check_counts(objects)
     image_size = image_size or ev.model_image_size(model)
     worlds = tuple(worlds) if worlds is not None else ev.default_worlds()
@@ -230,8 +234,6 @@ def image_vectors(model, images: Sequence[np.ndarray], features: str = "auto",
                 if features == "encode":
                     out.append(torch.as_tensor(model.encode(images=batch)).float().cpu())
                     continue
-                from fuselip.baselines import attention_backend
-                from fuselip.images import preprocess
                 pixels = torch.from_numpy(np.stack([preprocess(im, model.image_size) for im in batch]))
                 device = next(model.parameters()).device
                 with attention_backend(device):
@@ -268,7 +270,6 @@ def probe_world(model, world_name: str, k: int, *, rows: int = PROBE_ROWS, split
     probe's numbers the mean over the 9 cells (one read-out per cell, fitted and scored on its own rows). Scenes
     are drawn (a stream of its own per world, count, split and seed) until every cell is occupied in `rows` of them
     and, below 9 objects, empty in rows/2, so every read-out has the same number of rows at every count."""
-    from fuselip.data.tasks import make_rng, make_world
     world = make_world(world_name, image_size, (k,))
     rng = make_rng("probe", seed, split, world_name, k, image_size)
     need_empty = rows // 2 if k < 9 else 0
@@ -321,7 +322,6 @@ def probe_by_objects(model, objects: Sequence[int] = PROBE_OBJECTS, *, worlds: S
                      image_size: int | None = None, batch_size: int = ev.ENCODE_BATCH,
                      progress: Callable[[str], None] | None = None) -> dict:
     """`probe_world` for every world and object count (see the module docstring)."""
-    from fuselip.data.world import check_counts
     objects = check_counts(objects)
     image_size = image_size or ev.model_image_size(model)
     worlds = tuple(worlds) if worlds is not None else ev.default_worlds()
@@ -444,7 +444,6 @@ def _named(paths: Sequence[str], names: Sequence[str] | None) -> dict[str, dict]
 
 
 def model_record(path: str | Path, model, seconds: float) -> dict:
-    from fuselip.baselines import effective_parameters
     return {"checkpoint": str(path), "kind": getattr(model, "checkpoint_kind", type(model).__name__),
             "parameters": effective_parameters(model) if hasattr(model, "token_seen") else None,
             "seconds": round(seconds, 1)}
@@ -489,7 +488,6 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     if args.command in ("evaluate", "probe"):
-        from fuselip.checkpoint import load_model, write_json_atomic
         if args.threads:
             torch.set_num_threads(args.threads)
         model = load_model(args.checkpoint)

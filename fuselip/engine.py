@@ -45,7 +45,11 @@ import torch.distributed as dist
 from torch import nn
 
 from fuselip import checkpoint as ckpt
-from fuselip.config import RunConfig, to_dict
+from fuselip import evaluate as ev
+from fuselip.config import (RunConfig, TokenizerConfig, add_override_arguments, apply_overrides, config_errors_exit,
+                            dump, from_dict, load_preset, to_dict)
+from fuselip.data.collate import cache_file
+from fuselip.data.tasks import sample_pairs
 from fuselip.losses import siglip_loss
 
 CHECKPOINT_DIR = "checkpoint"
@@ -551,7 +555,6 @@ def train(model: nn.Module, run_config: RunConfig, pairs_train: Sequence, val_fn
 
 def validation_fn(cfg: RunConfig, split: str = "val"):
     """`val_fn(model)` for the engine: the benchmark suite (fuselip.evaluate) on `data.val_items` items per task."""
-    from fuselip import evaluate as ev
     source = ev.benchmark_items(split, cfg.data.val_items, cfg.data.seed, cfg.data.image_size,
                                 cfg.data.position_twins)
     items: dict[tuple[str, str], list] = {}  # generated once, reused by every validation of the run
@@ -576,8 +579,6 @@ def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfi
     import argparse
     import shlex
     import sys
-
-    from fuselip.config import add_override_arguments, apply_overrides, config_errors_exit, dump, load_preset
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--preset", default=default_preset, help=f"preset in fuselip/presets/{family}/")
@@ -604,7 +605,6 @@ def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfi
     with config_errors_exit(parser):  # e.g. a tokenizer_checkpoint that names no folder
         model = build_model(cfg)
     if hasattr(model, "tokenizer"):  # the resolved config names the tokenizer actually used
-        from fuselip.config import TokenizerConfig, from_dict
         cfg.tokenizer = from_dict(TokenizerConfig, to_dict(model.tokenizer.config))
     if rank0:
         print(dump(cfg), flush=True)
@@ -613,13 +613,11 @@ def cli(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConfi
     if rank0:
         (out_dir / "run_config.json").write_text(dump(cfg) + "\n")
 
-    from fuselip.data.tasks import sample_pairs
     t0 = time.perf_counter()
     pairs = sample_pairs(cfg.data, "train", cfg.data.train_pairs, cfg.data.seed)
     data_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     if hasattr(model, "token_cache"):
-        from fuselip.data.collate import cache_file
         cache = model.token_cache()
         path = cache_file(args.cache_dir, cache, cfg.data) if args.cache_dir else None
         loaded = bool(path) and cache.load(path)

@@ -33,6 +33,8 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from fuselip.data.tasks import (DEFAULT_TASK_CONFIG, TASKS, WORLDS, eval_items, position_query,
+                                position_size_question)
 from fuselip.data.types import EvalItem, Side
 
 RETRIEVAL = "retrieval"
@@ -189,7 +191,6 @@ def benchmark_twins(position_twins: str | None = None) -> str:
     """What the benchmark's position twins differ in: `position_twins`, or by default the task default
     (fuselip.data.tasks.TaskConfig.position_twins, "appearance": colour where a world has colours, else two emoji
     of one category; see fuselip.data.tasks.twin_attribute)."""
-    from fuselip.data.tasks import DEFAULT_TASK_CONFIG
     return position_twins or DEFAULT_TASK_CONFIG.position_twins
 
 
@@ -199,7 +200,6 @@ def benchmark_items(split: str, n_items: int, seed: int, image_size: int = 64,
     position_twins: what the position task's twins differ in (fuselip.data.tasks.twin_attribute; None: the
     benchmark default, `benchmark_twins()`). objects: the scenes' object counts, e.g. (5,) for the 5-object
     stratum of the bottleneck study (fuselip/bottleneck.py; () = each world's own range, the benchmark)."""
-    from fuselip.data.tasks import DEFAULT_TASK_CONFIG, eval_items
     config = dataclasses.replace(DEFAULT_TASK_CONFIG, position_twins=benchmark_twins(position_twins))
     objects = tuple(objects)
 
@@ -209,12 +209,10 @@ def benchmark_items(split: str, n_items: int, seed: int, image_size: int = 64,
 
 
 def default_tasks() -> tuple[str, ...]:
-    from fuselip.data.tasks import TASKS
     return tuple(TASKS)
 
 
 def default_worlds() -> tuple[str, ...]:
-    from fuselip.data.tasks import WORLDS
     return tuple(WORLDS)
 
 
@@ -436,7 +434,6 @@ def position_binding(model, split: str = "test", n_items: int = 200, seed: int =
       embedding (does "on the left" pull that twin's size into the query?). Items alternate left and right,
       so a query that ignores the side word, or only records both twins' sizes, probes at about 50 %.
     Returns {world: {"left_right_cosine", "size_question_top1", "crop_size_probe", "query_size_probe", "n"}}."""
-    from fuselip.data.tasks import position_query, position_size_question
     worlds = tuple(worlds) if worlds is not None else default_worlds()
     source = benchmark_items(split, n_items, seed, image_size, position_twins="size")  # the probes ask about size
     out = {}

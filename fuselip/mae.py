@@ -30,9 +30,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fuselip import checkpoint
-from fuselip.baselines import attention_backend, check_vision, set_vision_stem, standardise, vision_config
 from fuselip.config import EncoderConfig, MAEConfig, RunConfig, from_dict, to_dict
 from fuselip.tokenizers.training import lr_at, make_optimizer, resume_run, save_run
+from fuselip.vit import attention_backend, check_vision, set_vision_stem, standardise, vision_config
 
 VAL_MASK_SEED = 1234  # the fixed masks of validation (the same for every step and run)
 VISION_SETTINGS = ("width", "layers", "heads", "mlp_ratio", "vision_patch_size", "vision_stem")  # shape the ViT

@@ -5,7 +5,7 @@ Read top to bottom:
       -> trim the batch to its longest sequence (everything after a row's eot is padding)
       -> token embedding + learned absolute positional embedding                       (B, T, D)
       -> `layers` pre-LN blocks: x += attn(ln(x)); x += mlp(ln(x)), bidirectional attention with
-         a key-padding mask (no causal mask), computed by F.scaled_dot_product_attention
+         a key-padding mask (no causal mask), computed by F.scaled_dot_product_attention (fuselip/block.py)
       -> h: the states BEFORE the final LayerNorm                                      (B, T, D)
          * embedding: final LayerNorm of h at each row's eot position, L2-normalised    (B, D)
            (no projection: the embedding dimension is the width)
@@ -13,7 +13,7 @@ Read top to bottom:
            with the token-embedding matrix (tied) + its own bias -> logits over the vocabulary (M, V)
 
 The ablation `encoder.fusion="score"` fuses late with all of the above unchanged: a side's image tokens and its text
-run as two sequences (split_modalities) and the side's embedding is normalise(e_image + e_text), as SigLIP-SF.
+run as two sequences and the side's embedding is normalise(e_image + e_text), as SigLIP-SF (fuselip/score_fusion.py).
 
 The model owns its frozen image tokenizer (a submodule saved with the prefix `tokenizer.`), so
 `encode(images, texts)` works from raw images: fuselip.images.preprocess -> tokenizer.encode ->
@@ -22,23 +22,12 @@ vocab.build_sequence -> the transformer.
 Engine protocol (fuselip/engine.py): `collate(pairs)`, `prepare(pairs)`, `forward_pairs(batch, generator)`,
 `encode(images, texts)`, `logit_scale`, `logit_bias`.
 
-Checkpoint compaction (`export_tensors` / `import_tensors`): the token table has 49,409 + codebook rows, but the
-training data only ever contains a few hundred of those ids. `prepare(pairs)` (and every training step) records
-every id present in the training set in the persistent buffer `token_seen` (plus pad/sot/eot/[MASK]). The exported
-file keeps only the rows of those ids (`token_embedding.kept_ids` + `token_embedding.kept_rows`); `import_tensors`
-restores every other row as zeros. What is saved depends on training only: embedding other ids (`encode`,
-validation) before saving changes nothing (tests/test_model.py). Why this is honest: the embedding of any input
-made of kept ids reads only kept rows, so it is bit-identical to the full model's (tests/test_model.py checks it;
-`engine.ship` re-runs the validation on the loaded copy and reports the largest difference as `export_shift`).
-A row that is not kept belongs to an id that appeared in no training input: it holds its random initialisation,
-shrunk by weight decay (and, with `mmm_vocab="full"`, nudged only through the MMM softmax denominator); it carries
-no learned information, and zeros carry none either. A compacted model warns once when it meets an id it did not
-keep. The MMM head bias is stored in full (V floats).
-The full, uncompacted state is what the training checkpoints in runs/ hold (exact resume needs it).
+Checkpoints (`export_tensors` / `import_tensors`) keep only the token-table rows of the ids seen in training
+(`token_seen`, filled by `prepare` and every training step): fuselip/compaction.py says how and why it is exact.
 """
 from __future__ import annotations
 
-import warnings
+from functools import partial
 from typing import NamedTuple, Sequence
 
 import torch
@@ -46,9 +35,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from fuselip import vocab
-from fuselip.checkpoint import CheckpointError, check_state_dict, register
-from fuselip.config import ConfigError, EncoderConfig, RunConfig, TokenizerConfig, from_dict, to_dict
+from fuselip.block import Block
+from fuselip.buckets import length_buckets, run_in_buckets  # noqa: F401 (length_buckets: importable here)
+from fuselip.checkpoint import CheckpointError, register
+from fuselip.compaction import check_kept, export_fuselip, import_fuselip
+from fuselip.config import EncoderConfig, RunConfig, TokenizerConfig, from_dict, to_dict
+from fuselip.data.collate import TokenCache, collate_pairs, side_sequences, training_ids
 from fuselip.losses import apply_mask, mmm_loss, mmm_mask
+from fuselip.positions import grid_sincos
+from fuselip.score_fusion import score_fused_side, split_modalities  # noqa: F401 (split_modalities: importable here)
+from fuselip.tokenizers import UNTRAINED_TOKENIZER, build_tokenizer, load_tokenizer  # noqa: F401 (UNTRAINED_TOKENIZER)
 
 
 class TokenRows(NamedTuple):
@@ -58,67 +54,9 @@ class TokenRows(NamedTuple):
     index: torch.Tensor
 
 
-class Block(nn.Module):
-    """Pre-LN transformer block with fused QKV projection and bidirectional attention."""
-
-    # bf16 on CPU: PyTorch's CPU flash-attention kernel is several times slower (backward) than the explicit two
-    # matmuls at our sequence lengths; benchmarks/encoder_throughput.py measures both ("ours_sdpa_kernel").
-    explicit_cpu_bf16 = True
-
-    def __init__(self, width: int, heads: int, mlp_ratio: float):
-        super().__init__()
-        if width % heads:
-            raise ValueError(f"width {width} is not divisible by heads {heads}")
-        self.heads = heads
-        self.ln_1 = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-        self.ln_2 = nn.LayerNorm(width)
-        hidden = int(width * mlp_ratio)
-        self.fc = nn.Linear(width, hidden)
-        self.fc_out = nn.Linear(hidden, width)
-
-    def attention(self, x: torch.Tensor, keep: torch.Tensor, return_attention: bool):
-        B, T, D = x.shape
-        H = self.heads
-        qkv = self.qkv(x).view(B, T, 3, H, D // H)             # (B, T, 3, H, hd)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)          # 3 x (B, H, T, hd)
-        key_mask = keep[:, None, None, :]                       # (B, 1, 1, T): True = attend to this key
-        weights = None
-        if return_attention or (self.explicit_cpu_bf16 and q.device.type == "cpu" and q.dtype == torch.bfloat16):
-            # explicit softmax(q k^T / sqrt(hd)) v: the same maths, with the weights available
-            scores = (q @ k.transpose(-2, -1)) * (D // H) ** -0.5  # (B, H, T, T)
-            weights = scores.masked_fill(~key_mask, float("-inf")).softmax(dim=-1)
-            y = weights.to(v.dtype) @ v                         # (B, H, T, hd)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, T, hd)
-        y = y.transpose(1, 2).reshape(B, T, D)                  # (B, T, D)
-        return self.proj(y), (weights if return_attention else None)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor, return_attention: bool = False):
-        a, weights = self.attention(self.ln_1(x), keep, return_attention)
-        x = x + a
-        x = x + self.fc_out(F.gelu(self.fc(self.ln_2(x))))
-        return x, weights
-
-
-POS_GRID_RMS = 0.02  # "grid2d" positions start at the scale of the token embeddings (std 0.02)
-
-
-def grid_sincos(grid: int, width: int, rms: float) -> torch.Tensor:
-    """(grid², width) 2-D sine-cosine position map of a grid×grid token grid in reading order (MAE/ViT style): the
-    first half of the channels encodes the row, the second half the column, each as sin/cos pairs of geometric
-    frequencies; scaled to root-mean-square `rms`."""
-    if width % 4:
-        raise ValueError(f"grid2d positions need a width divisible by 4, got {width}")
-    quarter = width // 4
-    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)   # (W/4,)
-    axis = torch.arange(grid, dtype=torch.float64)[:, None] * omega[None, :]           # (g, W/4)
-    one_axis = torch.cat([axis.sin(), axis.cos()], dim=1)                               # (g, W/2)
-    rows = one_axis[:, None, :].expand(grid, grid, width // 2)                          # (g, g, W/2): row r
-    cols = one_axis[None, :, :].expand(grid, grid, width // 2)                          # (g, g, W/2): column c
-    table = torch.cat([rows, cols], dim=2).reshape(grid * grid, width)                  # (g², W)
-    return (table * (rms / table.pow(2).mean().sqrt())).float()
+POS_GRID_RMS = 0.02  # "grid2d" positions start at the scale of the token embeddings (std 0.02), fuselip.positions
+CHOICES = {"mmm_reduction": ("tokens", "sides"), "mmm_pass": ("shared", "clean"), "mmm_vocab": ("full", "seen"),
+           "fusion": ("early", "score"), "pos_init": ("normal", "grid2d")}  # the encoder settings with two values
 
 
 @register("fuselip")
@@ -130,16 +68,9 @@ class FuseLIP(nn.Module):
     def __init__(self, encoder: EncoderConfig, tokenizer: nn.Module, tokenizer_checkpoint: str = ""):
         """`tokenizer`: an image tokenizer module (GridTokenizer / TiTokTokenizer); it is frozen here."""
         super().__init__()
-        if encoder.mmm_reduction not in ("tokens", "sides"):
-            raise ValueError(f"encoder.mmm_reduction must be 'tokens' or 'sides', got {encoder.mmm_reduction!r}")
-        if encoder.mmm_pass not in ("shared", "clean"):
-            raise ValueError(f"encoder.mmm_pass must be 'shared' or 'clean', got {encoder.mmm_pass!r}")
-        if encoder.mmm_vocab not in ("full", "seen"):
-            raise ValueError(f"encoder.mmm_vocab must be 'full' or 'seen', got {encoder.mmm_vocab!r}")
-        if encoder.fusion not in ("early", "score"):
-            raise ValueError(f"encoder.fusion must be 'early' or 'score', got {encoder.fusion!r}")
-        if encoder.pos_init not in ("normal", "grid2d"):
-            raise ValueError(f"encoder.pos_init must be 'normal' or 'grid2d', got {encoder.pos_init!r}")
+        for name, (first, second) in CHOICES.items():
+            if getattr(encoder, name) not in (first, second):
+                raise ValueError(f"encoder.{name} must be {first!r} or {second!r}, got {getattr(encoder, name)!r}")
         if encoder.pos_init == "grid2d" and not hasattr(tokenizer, "grid_size"):
             raise ValueError(f"encoder.pos_init='grid2d' needs a grid tokenizer; {type(tokenizer).__name__} has no "
                              "token grid (TiTok's 1-D tokens are not tied to image regions)")
@@ -251,7 +182,7 @@ class FuseLIP(nn.Module):
         trimmed length: rows sum to 1 and padded keys get exactly 0. The normal path uses SDPA and keeps nothing.
         """
         ids = self.trim(ids.to(self.device))
-        self._check_kept(ids)
+        check_kept(self, ids, "token")
         if self.config.fusion == "score":
             if return_attention:
                 raise ValueError("attention across modalities exists only with encoder.fusion='early'; this model "
@@ -288,38 +219,21 @@ class FuseLIP(nn.Module):
         """One side of a batch -> (embedding (B, D), summed MMM cross-entropy, number of masked tokens).
 
         fusion="early": the fused sequences as they are. fusion="score": each row's image tokens and text tokens
-        run as two sequences of their own (split_modalities), every token keeping its mask draw; the side's
-        embedding is normalise(e_image + e_text), or the one part a row has (SigLIP-SF's rule)."""
+        run as two sequences of their own, every token keeping its mask draw (fuselip/score_fusion.py)."""
         if self.config.fusion == "early":
             return self._masked_side(ids, uniform, table)
-        parts = split_modalities(ids, uniform)
-        embedding = torch.zeros(ids.shape[0], self.embed_dim, device=ids.device)  # (B, D)
-        ce, count = 0.0, 0.0
-        for part_ids, part_uniform, present in parts:
-            rows = present.nonzero().squeeze(1)                                 # (R,)
-            if len(rows) == 0:
-                continue
-            e, c, n = self._masked_side(part_ids[rows], None if part_uniform is None else part_uniform[rows], table)
-            embedding = embedding.index_add(0, rows, e)                         # (B, D): sum of the unit parts
-            ce, count = ce + c, count + n
-        return F.normalize(embedding, dim=-1), ce, count
+        return score_fused_side(partial(self._masked_side, table=table), ids, uniform, self.embed_dim)
 
     def _masked_side(self, ids: torch.Tensor, uniform: torch.Tensor | None, table: TokenRows | None = None):
         """One side of a batch through the encoder, masked for MMM when `uniform` is given.
 
         Rows run in up to `length_buckets` groups of similar length, each trimmed to its own longest row: a side
         mixing short texts with image sequences then computes no image-length padding for the texts (every row's
-        result is independent of the padding, tests/test_model.py). Returns (embedding (B, D), summed MMM
+        result is independent of the padding, fuselip/buckets.py). Returns (embedding (B, D), summed MMM
         cross-entropy, number of masked tokens)."""
-        buckets = length_buckets(vocab.eot_positions(ids) + 1, self.config.length_buckets)
-        embeddings, ce, count = [], 0.0, 0.0
-        for rows in buckets:
-            e, c, n = self._masked_rows(ids[rows], None if uniform is None else uniform[rows], table)
-            embeddings.append(e)
-            ce, count = ce + c, count + n
-        order = torch.cat(buckets)                                              # (B,) bucket order -> row
-        embedding = torch.cat(embeddings)[torch.argsort(order)]                 # (B, D) back in row order
-        return embedding, ce, count
+        lengths = vocab.eot_positions(ids) + 1                                  # (B,)
+        run = partial(self._masked_rows, table=table)
+        return run_in_buckets(run, lengths, self.config.length_buckets, ids, uniform)
 
     def _masked_rows(self, ids: torch.Tensor, uniform: torch.Tensor | None, table: TokenRows | None):
         ids = self.trim(ids)
@@ -379,7 +293,6 @@ class FuseLIP(nn.Module):
 
     def token_cache(self):
         """The image-token cache (fuselip.data.collate.TokenCache) of this model's tokenizer."""
-        from fuselip.data.collate import TokenCache
         if self._token_cache is None:
             self._token_cache = TokenCache(self.tokenizer)
         return self._token_cache
@@ -391,13 +304,11 @@ class FuseLIP(nn.Module):
         return result
 
     def collate(self, pairs) -> dict:
-        from fuselip.data.collate import collate_pairs
         return collate_pairs(pairs, self.token_cache(), self.config.context_length)
 
     def prepare(self, pairs) -> None:
         """Called once by the engine with the whole training set: tokenises every image once (cached) and
         records every id of the training data in `token_seen`."""
-        from fuselip.data.collate import training_ids
         cache = self.token_cache()
         cache.add_pairs(pairs)
         self.mark_seen(training_ids(pairs, cache, self.config.context_length))
@@ -417,7 +328,6 @@ class FuseLIP(nn.Module):
         texts: list of str or None. Either list may be None (that side missing for every sample), but each
         sample needs at least one of the two.
         """
-        from fuselip.data.collate import side_sequences
         images, texts = _check_sides(images, texts)
         out = []
         for start in range(0, len(texts), batch_size):
@@ -425,13 +335,6 @@ class FuseLIP(nn.Module):
             sequences = side_sequences(chunk_images, chunk_texts, self.token_cache(), self.config.context_length)
             out.append(self.encode_ids(vocab.pad_sequences(sequences)).cpu())
         return torch.cat(out)                                                   # (B, D)
-
-    def _check_kept(self, ids: torch.Tensor) -> None:
-        if self.compacted and not self._warned_unkept and not bool(self.token_seen[ids].all()):
-            missing = sorted(set(ids[~self.token_seen[ids]].tolist()))[:10]
-            warnings.warn(f"token ids {missing} never occurred in training; this compacted checkpoint stores their "
-                          f"(untrained) embedding rows as zeros (see fuselip/model.py)", stacklevel=3)
-            self._warned_unkept = True
 
     # ------------------------------------------------------------------------------------------
     # checkpoints
@@ -443,7 +346,6 @@ class FuseLIP(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> "FuseLIP":
         """Builds the architecture (weights come from import_tensors); extra keys (e.g. "run") are ignored."""
-        from fuselip.tokenizers import build_tokenizer
         for key in ("encoder", "tokenizer"):
             if key not in config:
                 raise CheckpointError(f"fuselip config has no {key!r} section")
@@ -452,94 +354,13 @@ class FuseLIP(nn.Module):
         return cls(encoder, tokenizer, config.get("tokenizer_checkpoint", ""))
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
-        """The weights with the token table compacted to the rows of ids seen in training (`token_seen`), + the
-        tokenizer's own export, prefixed `tokenizer.`."""
-        skip = ("token_embedding.weight", "token_seen")
-        state = {k: v for k, v in self.state_dict().items() if k not in skip and not k.startswith("tokenizer.")}
-        kept = self.token_seen.nonzero().squeeze(1)
-        state["token_embedding.kept_ids"] = kept.cpu()
-        state["token_embedding.kept_rows"] = self.token_embedding.weight.detach()[kept].cpu()
-        tokenizer = self.tokenizer.export_tensors() if hasattr(self.tokenizer, "export_tensors") \
-            else self.tokenizer.state_dict()
-        state.update({f"tokenizer.{k}": v for k, v in tokenizer.items()})
-        return state
+        """The weights with the token table compacted to the rows of ids seen in training (fuselip/compaction.py)."""
+        return export_fuselip(self)
 
     def import_tensors(self, tensors: dict[str, torch.Tensor], where: str = "") -> None:
         """Loads a compacted (export_tensors) or a full (state_dict) set of tensors."""
-        tensors = dict(tensors)
-        tokenizer = {k[len("tokenizer."):]: tensors.pop(k) for k in list(tensors) if k.startswith("tokenizer.")}
-        compacted = "token_embedding.kept_ids" in tensors
-        if compacted:
-            kept = tensors.pop("token_embedding.kept_ids").long()
-            rows = tensors.pop("token_embedding.kept_rows")
-            if rows.shape != (len(kept), self.config.width) or (len(kept) and int(kept.max()) >= self.vocab_size):
-                raise CheckpointError(f"{where}: token_embedding.kept_rows {tuple(rows.shape)} / kept_ids do not fit "
-                                      f"a {self.vocab_size} x {self.config.width} token table")
-            table = torch.zeros(self.vocab_size, self.config.width, dtype=rows.dtype)
-            table[kept] = rows
-            seen = torch.zeros(self.vocab_size, dtype=torch.bool)
-            seen[kept] = True
-            tensors["token_embedding.weight"] = table
-            tensors["token_seen"] = seen
-        own = {k: v for k, v in self.state_dict().items() if not k.startswith("tokenizer.")}
-        check_state_dict(own, tensors, where)
-        self.load_state_dict(tensors, strict=False)
-        if hasattr(self.tokenizer, "import_tensors") and compacted:
-            self.tokenizer.import_tensors(tokenizer, where=f"{where} (tokenizer.*)")
-        else:
-            check_state_dict(self.tokenizer.state_dict(), tokenizer, f"{where} (tokenizer.*)")
-            self.tokenizer.load_state_dict(tokenizer)
-        self.compacted = compacted
+        import_fuselip(self, tensors, where)
         self._token_cache = None
-
-
-def split_modalities(ids: torch.Tensor, uniform: torch.Tensor | None = None):
-    """Fused sequences -> their image part and their text part as sequences of their own (fusion="score").
-
-    ids (B, T) rows `[img_1 … img_N, sot, t_1 … t_k, eot, pad …]` ->
-        image part (B, T): `[img_1 … img_N, sot, eot]`, the layout of an image alone (vocab.build_sequence)
-        text part  (B, T): `[sot, t_1 … t_k, eot]`, the layout of a text alone
-    each with the `uniform` (B, >= T) mask draws of the tokens' fused positions (None stays None) and a (B,) bool
-    "this row has the part". A row has an image part when it holds image tokens and a text part when its text is
-    not empty (or when it has no image at all), so every row has at least one part.
-    """
-    B, T = ids.shape
-    eot = vocab.eot_positions(ids)                                              # (B,)
-    n_image = vocab.is_image(ids).sum(dim=1)                                    # (B,): image tokens come first
-    has_image = n_image > 0
-    has_text = (eot - n_image > 1) | ~has_image
-    pos = torch.arange(T, device=ids.device)[None, :]                           # (1, T)
-    start = n_image[:, None]                                                    # (B, 1): where sot stands
-    image = torch.where(pos < start, ids, vocab.PAD)                            # (B, T)
-    image = torch.where(pos == start, vocab.SOT, image)
-    image = torch.where(pos == start + 1, vocab.EOT, image)
-    source = (pos + start).clamp(max=T - 1)                                     # (B, T): fused position of text slot
-    text = torch.where(pos <= (eot[:, None] - start), ids.gather(1, source), vocab.PAD)
-    uniform_image = uniform_text = None
-    if uniform is not None:
-        uniform = uniform[:, :T]                                                # (B, T)
-        uniform_image, uniform_text = uniform, uniform.gather(1, source)        # sot keeps its draw in both parts
-    return [(image, uniform_image, has_image), (text, uniform_text, has_text)]
-
-
-def length_buckets(lengths: torch.Tensor, max_buckets: int) -> list[torch.Tensor]:
-    """Row indices split into 1 or 2 groups of similar length, minimising the padded area sum(rows x longest).
-
-    A split is made only when it saves at least a tenth of the single-bucket area."""
-    if max_buckets not in (1, 2):
-        raise ValueError(f"encoder.length_buckets must be 1 or 2, got {max_buckets}")
-    order = torch.argsort(lengths.cpu(), stable=True)
-    if max_buckets == 1 or len(order) < 2:
-        return [order.to(lengths.device)]
-    sorted_lengths = lengths.cpu()[order]
-    B, longest = len(order), int(sorted_lengths[-1])
-    split = torch.arange(1, B)                                                  # first bucket = rows [0, split)
-    area = split * sorted_lengths[split - 1] + (B - split) * longest            # (B-1,)
-    best = int(torch.argmin(area))
-    if int(area[best]) > 0.9 * B * longest:
-        return [order.to(lengths.device)]
-    cut = int(split[best])
-    return [order[:cut].to(lengths.device), order[cut:].to(lengths.device)]
 
 
 def _check_sides(images, texts) -> tuple[list, list]:
@@ -558,27 +379,9 @@ def _check_sides(images, texts) -> tuple[list, list]:
     return images, texts
 
 
-UNTRAINED_TOKENIZER = "untrained"  # the tokenizer_checkpoint that asks for a fresh, untrained tokenizer
-
-
 def build_fuselip(config: RunConfig, tokenizer: nn.Module | None = None) -> FuseLIP:
-    """A FuseLIP for a run, reading images with the frozen tokenizer of `config.tokenizer_checkpoint`: a checkpoint
-    folder (a relative path is looked up in the current folder, then at the repository root, where the presets'
-    paths point), or "untrained" for a fresh tokenizer built from `config.tokenizer` (tests, smoke runs, stand-ins).
-    A folder that is not there is a ConfigError, never a silent untrained tokenizer."""
-    from fuselip.checkpoint import checkpoint_candidates, find_checkpoint, load_model
-    from fuselip.tokenizers import build_tokenizer
+    """A FuseLIP for a run, reading images with `tokenizer` or else with the frozen tokenizer that
+    `config.tokenizer_checkpoint` names: a checkpoint folder, or "untrained" (fuselip.tokenizers.load_tokenizer)."""
     if tokenizer is None:
-        setting = config.tokenizer_checkpoint
-        if setting == UNTRAINED_TOKENIZER:
-            tokenizer = build_tokenizer(config.tokenizer)
-        else:
-            folder = find_checkpoint(setting) if setting else None
-            if folder is None:
-                looked = " nor at ".join(str(f.resolve()) for f in checkpoint_candidates(setting))
-                where = f"no checkpoint folder at {looked}" if setting else "names no checkpoint"
-                raise ConfigError(f"tokenizer_checkpoint={setting!r}: {where}; name a tokenizer checkpoint folder "
-                                  f"(e.g. checkpoints/tokenizer-grid-tiny) or {UNTRAINED_TOKENIZER!r} for an untrained "
-                                  "tokenizer")
-            tokenizer = load_model(folder)
+        tokenizer = load_tokenizer(config.tokenizer_checkpoint, config.tokenizer)
     return FuseLIP(config.encoder, tokenizer, config.tokenizer_checkpoint)

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from fuselip import vocab
+from fuselip.losses import apply_mask
+from fuselip.text import default_tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +233,6 @@ class Probe:
 
 def text_labels(ids: torch.Tensor) -> list[str]:
     """Readable label per text position of one sequence: "<sot>", the BPE pieces, "<eot>"."""
-    from fuselip.text import default_tokenizer
     lay = layout(ids)
     labels = []
     for token in ids[lay.text].tolist():
@@ -244,11 +245,22 @@ def text_labels(ids: torch.Tensor) -> list[str]:
     return labels
 
 
+SPECIAL_LABELS = {vocab.SOT: "sot", vocab.EOT: "eot", vocab.MASK: "[M]"}
+
+
+def token_label(token: int) -> str:
+    """A readable label for any joint-vocabulary id, as fuselip.viz draws it: `c<code>` for an image code, sot, eot,
+    [M], or the BPE piece."""
+    token = int(token)
+    if token >= vocab.IMAGE_OFFSET:
+        return f"c{token - vocab.IMAGE_OFFSET}"
+    return SPECIAL_LABELS.get(token) or default_tokenizer().token_strings([token])[0]
+
+
 @torch.no_grad()
 def probe(model, image, text: str | None) -> Probe:
     """Runs FuseLIP once on (image, text) with attention kept. `image`: anything fuselip.images.preprocess
     takes, or None; `text`: a string (may be empty when there is an image)."""
-    from fuselip.text import default_tokenizer
     if image is None and not text:
         raise ValueError("probe needs an image, a text, or both")
     tokenizer = model.tokenizer
@@ -282,7 +294,6 @@ def masked_predictions(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
     `mmm_vocab="seen"` the head was trained as a softmax over the ids seen in training only, so every other id
     gets probability 0 (log-probability -inf). `eot` and padding cannot be masked.
     """
-    from fuselip.losses import apply_mask
     ids = torch.as_tensor(ids).long().reshape(-1)
     mask = torch.as_tensor(mask, dtype=torch.bool).reshape(-1)
     if mask.shape != ids.shape:
@@ -320,8 +331,6 @@ def masked_word(model, image, text: str, word: str, candidates: Sequence[str] = 
     alone, and reads FuseLIP's MMM head at that position both times (`masked_predictions`). `candidates`: the
     words the answer is one of (e.g. every shape name); `pick` is the likeliest of them, so that a guess can be
     scored against chance = 1 / len(candidates)."""
-    from fuselip.text import default_tokenizer
-    from fuselip.viz import token_label
     bpe = default_tokenizer()
     words = bpe.encode(text)
     pieces = bpe.token_strings(words)
@@ -374,7 +383,6 @@ def fill_masked_cells(model, image, text: str, hidden) -> tuple[torch.Tensor, to
     the image alone) and lets FuseLIP's MMM head fill them in: -> (codes (N,), filled (N,)), the image's codes and
     the same with each hidden one replaced by the head's likeliest image code. `tokenizer.decode(filled[None])`
     draws what the head predicts."""
-    from fuselip.text import default_tokenizer
     codes = torch.as_tensor(model.token_cache().lookup([model.tokenizer.prepare(image)])[0]).long().reshape(-1)
     hidden = torch.as_tensor(hidden, dtype=torch.bool).reshape(-1)
     if hidden.shape != codes.shape:

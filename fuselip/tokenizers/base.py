@@ -23,6 +23,7 @@ from torch import nn
 from fuselip.checkpoint import check_state_dict
 from fuselip.config import TokenizerConfig, from_dict, to_dict
 from fuselip.images import preprocess
+from fuselip.tokenizers.influence import influence_maps
 from fuselip.tokenizers.quantizer import VectorQuantizer
 
 ENCODE_BATCH = 256
@@ -132,7 +133,6 @@ class ImageTokenizer(nn.Module):
     def influence_maps(self, codes: torch.Tensor, replacement: torch.Tensor | None = None) -> torch.Tensor:
         """codes (N,) of one image -> (N, S, S): how much each pixel changes when token i alone is replaced
         (fuselip.tokenizers.influence; drawn by fuselip.viz.influence_sheet)."""
-        from fuselip.tokenizers.influence import influence_maps
         return influence_maps(self, codes, replacement)
 
     def token_maps(self, image, codes: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fuselip import checkpoint
 from fuselip.config import DataConfig
+from fuselip.data.tasks import sample_images
 from fuselip.images import to_tensor
 from fuselip.tokenizers.quantizer import codebook_stats
 
@@ -30,7 +32,6 @@ def psnr(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def world_images(world: str, split: str, n: int, seed: int, image_size: int) -> np.ndarray:
     """(n, S, S, 3) uint8 images of one world, as the tokenizer sees them in pairs."""
-    from fuselip.data.tasks import sample_images
     data = DataConfig(worlds=[world], world_weights=[1.0], image_size=image_size)
     return sample_images(data, split, n, seed)
 
@@ -81,7 +82,6 @@ def shipped_metrics(tokenizer, image_size: int) -> dict:
 def ship(model, out_dir, *, command: str, train_seconds: float | None = None, steps: int | None = None) -> dict:
     """Writes a shipped checkpoint folder: half-precision weights (half the file size), then measures
     `shipped_metrics` on the model *as loaded back from that folder* and writes metrics.json."""
-    from fuselip import checkpoint
     model.export_dtype = torch.float16
     checkpoint.save_model(model, out_dir)
     model.export_dtype = None

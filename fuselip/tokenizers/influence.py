@@ -6,14 +6,14 @@ pixels anywhere in the image, since its latent token attended to the whole image
 from __future__ import annotations
 
 import torch
-
-from fuselip.tokenizers.base import ImageTokenizer
+from torch import nn
 
 
 @torch.inference_mode()
-def influence_maps(tokenizer: ImageTokenizer, codes: torch.Tensor,
+def influence_maps(tokenizer: nn.Module, codes: torch.Tensor,
                    replacement: torch.Tensor | None = None) -> torch.Tensor:
-    """For any tokenizer: how much each pixel of decode(codes) changes when one token is replaced.
+    """For any tokenizer (an ImageTokenizer of fuselip/tokenizers/base.py, which calls this from its own
+    `influence_maps`): how much each pixel of decode(codes) changes when one token is replaced.
 
     codes: (N,) long. replacement: (N,) long, the code put in place of each token; by default the code
     least similar to the original one, so the map shows the most each token can change. Returns (N, S, S).

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from fuselip.config import DataConfig, to_dict
+from fuselip.data.files import read_user_data
+from fuselip.data.tasks import sample_images
 from fuselip.tokenizers.evaluation import VAL_SEED, world_images
 
 CACHE_DIR = Path("runs/cache")
@@ -40,12 +42,10 @@ def _cached(name: str, key: dict, make, cache_dir: Path | None) -> np.ndarray:
 
 def train_pool(data: DataConfig, cache_dir: Path | None = CACHE_DIR) -> np.ndarray:
     """(M, S, S, 3) uint8: `data.tokenizer_images` world images (+ the user's images, if any)."""
-    from fuselip.data.tasks import sample_images
     key = {k: v for k, v in to_dict(data).items() if k not in ("csv", "image_folder", "val_items", "train_pairs")}
     pool = _cached("tokenizer-train", key, lambda: sample_images(data, "train", data.tokenizer_images, data.seed),
                    cache_dir)
     if data.csv or data.image_folder:
-        from fuselip.data.files import read_user_data
         user = read_user_data(data.csv, data.image_folder, data.image_size)
         print(f"user images: {len(user.images)} added to the pool ({len(user.skipped)} skipped)")
         if user.images:

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fuselip.checkpoint import register
+from fuselip.checkpoint import CheckpointError, find_checkpoint, load_model, register
 from fuselip.config import TokenizerConfig
+from fuselip.positions import grid_sincos
 from fuselip.tokenizers.base import ImageTokenizer
 from fuselip.tokenizers.grid import GridTokenizer, ResBlock, Upsample
 from fuselip.tokenizers.quantizer import VectorQuantizer
@@ -151,7 +152,6 @@ class TiTokTokenizer(ImageTokenizer):
         self.dec_pos = nn.Parameter(torch.randn(self.num_queries + self.num_tokens, dw) * EMBED_INIT_STD)
         self.decoder = ViT(dw, dl, dh, config.mlp_ratio)
         if config.pos_grid_rms > 0:  # patch and query positions start as 2-D maps (the latents' stay random)
-            from fuselip.model import grid_sincos
             side = self.proxy.grid_size if self.proxy is not None else self.grid  # the decoder's query grid
             with torch.no_grad():
                 self.enc_pos[:self.num_patches] = grid_sincos(self.grid, w, config.pos_grid_rms)
@@ -256,7 +256,6 @@ class TiTokTokenizer(ImageTokenizer):
     def load_proxy(self, path: str | None = None) -> None:
         """Reads the frozen grid tokenizer (default `tokenizer.proxy_checkpoint`) into `self.proxy`, after checking
         that it is the grid this config describes."""
-        from fuselip.checkpoint import CheckpointError, find_checkpoint, load_model
         path = path or self.config.proxy_checkpoint
         if self.proxy is None:
             raise ValueError("titok: load_proxy needs a TiTok built with tokenizer.proxy_checkpoint set")

@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fuselip.images import squash, to_tensor
-from fuselip.model import Block
+from fuselip.block import Block
+from fuselip.tokenizers.maskgit_decoder import MaskGitDecoder
 
 KIND = "titok-official"
 HEAD_DIM = 64  # every TiTok size (small 512/8, base 768/12, large 1024/16) has 64-wide attention heads
@@ -81,7 +82,7 @@ class OfficialTiTokConfig:
 
 
 def blocks(width: int, layers: int, heads: int) -> nn.ModuleList:
-    """Pre-LN transformer blocks with 4x MLPs: fuselip.model.Block is the official block's maths (open_clip's
+    """Pre-LN transformer blocks with 4x MLPs: fuselip.block.Block is the official block's maths (open_clip's
     ResidualAttentionBlock) under our parameter names."""
     return nn.ModuleList(Block(width, heads, mlp_ratio=4.0) for _ in range(layers))
 
@@ -161,7 +162,6 @@ class OfficialTiTok(nn.Module):
         self.quantize.embedding = nn.Embedding(c.codebook_size, c.code_dim)
         self.decoder = TiTokDecoder(c) if c.decoder_width else None
         if c.pixel_decoder:
-            from fuselip.tokenizers.maskgit_decoder import MaskGitDecoder
             self.pixel_quantize = nn.Module()
             self.pixel_quantize.embedding = nn.Embedding(MASKGIT_PROXY_CODES, MaskGitDecoder.Z_CHANNELS)
             self.pixel_decoder = MaskGitDecoder()
