@@ -59,7 +59,7 @@ class TokenizerConfig:
                                     # (like TiTok's second stage), c0 at the patch grid, doubling the side per entry
     pos_grid_rms: float = 0.0       # titok: 0: positions start as N(0, 0.02) (ViT); > 0: the encoder's patch positions
                                     # and the decoder's query positions start as a 2-D sine-cosine map of this RMS
-                                    # (fuselip.model.grid_sincos), still learned: where a patch is, is visible next to
+                                    # (fuselip.positions.grid_sincos), still learned: where a patch is, is visible next to
                                     # its pixels from the first step
     # titok trained on proxy codes (TiTok's own two-stage recipe, fuselip/tokenizers/titok.py): the decoder predicts
     # the codes of a frozen grid tokenizer, whose decoder makes the pixels. The grid fields above (stem_patch,
@@ -89,9 +89,6 @@ class EncoderConfig:
     init_logit_scale: float = 2.302585092994046  # ln 10
     init_logit_bias: float = -10.0
     max_logit_scale: float = 4.605170185988092   # ln 100
-    pos_init: str = "normal"        # "normal": open_clip's N(0, 0.01) for every position; "grid2d": the image positions
-                                    # of a grid tokenizer start as a 2-D sine-cosine map of the g×g token grid (rows in
-                                    # half the channels, columns in the other half), still learned
     mmm_probability: float = 0.1
     mmm_weight: float = 0.25
     mmm_reduction: str = "tokens"   # MMM loss: one mean over the masked tokens of both sides ("tokens", a literal
@@ -188,6 +185,7 @@ class MAEConfig:
 # at that value it is dropped, at any other value loading stops, since this package cannot rebuild that run.
 REMOVED_FIELDS_LAST_AT = "36e4176"  # the last commit that has them: check it out to rerun such a run
 REMOVED_FIELDS: dict[type, dict[str, Any]] = {
+    EncoderConfig: {"pos_init": "normal"},
     DataConfig: {"position_size_questions": False, "position_counterfactuals": False,
                  "position_where_questions": False, "crop_location_queries": 0.0},
 }

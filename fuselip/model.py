@@ -42,7 +42,6 @@ from fuselip.compaction import check_kept, export_fuselip, import_fuselip
 from fuselip.config import EncoderConfig, RunConfig, TokenizerConfig, from_dict, to_dict
 from fuselip.data.collate import TokenCache, collate_pairs, side_sequences, training_ids
 from fuselip.losses import apply_mask, mmm_loss, mmm_mask
-from fuselip.positions import grid_sincos
 from fuselip.score_fusion import score_fused_side, split_modalities  # noqa: F401 (split_modalities: importable here)
 from fuselip.tokenizers import UNTRAINED_TOKENIZER, build_tokenizer, load_tokenizer  # noqa: F401 (UNTRAINED_TOKENIZER)
 
@@ -54,9 +53,8 @@ class TokenRows(NamedTuple):
     index: torch.Tensor
 
 
-POS_GRID_RMS = 0.02  # "grid2d" positions start at the scale of the token embeddings (std 0.02), fuselip.positions
 CHOICES = {"mmm_reduction": ("tokens", "sides"), "mmm_pass": ("shared", "clean"), "mmm_vocab": ("full", "seen"),
-           "fusion": ("early", "score"), "pos_init": ("normal", "grid2d")}  # the encoder settings with two values
+           "fusion": ("early", "score")}  # the encoder settings with two values
 
 
 @register("fuselip")
@@ -71,9 +69,6 @@ class FuseLIP(nn.Module):
         for name, (first, second) in CHOICES.items():
             if getattr(encoder, name) not in (first, second):
                 raise ValueError(f"encoder.{name} must be {first!r} or {second!r}, got {getattr(encoder, name)!r}")
-        if encoder.pos_init == "grid2d" and not hasattr(tokenizer, "grid_size"):
-            raise ValueError(f"encoder.pos_init='grid2d' needs a grid tokenizer; {type(tokenizer).__name__} has no "
-                             "token grid (TiTok's 1-D tokens are not tied to image regions)")
         self.config = encoder
         self.tokenizer_checkpoint = tokenizer_checkpoint
         self.tokenizer = tokenizer.requires_grad_(False).eval()
@@ -104,10 +99,6 @@ class FuseLIP(nn.Module):
         width, layers = self.config.width, self.config.layers
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
-        if self.config.pos_init == "grid2d":
-            g = self.tokenizer.grid_size
-            with torch.no_grad():
-                self.positional_embedding[:g * g] = grid_sincos(g, width, rms=POS_GRID_RMS)
         attn_std = width ** -0.5
         proj_std = attn_std * (2 * layers) ** -0.5
         fc_std = (2 * width) ** -0.5

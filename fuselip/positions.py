@@ -1,6 +1,5 @@
-"""2-D sine-cosine position maps (MAE/ViT style), the start of the learned positions of a token grid: FuseLIP's
-image tokens (`encoder.pos_init="grid2d"`, fuselip/model.py) and TiTok's patches and queries
-(`tokenizer.pos_grid_rms`, fuselip/tokenizers/titok.py)."""
+"""2-D sine-cosine position maps (MAE/ViT style), the start of the learned positions of a token grid: TiTok's
+patches and queries (`tokenizer.pos_grid_rms`, fuselip/tokenizers/titok.py)."""
 from __future__ import annotations
 
 import torch
@@ -11,7 +10,7 @@ def grid_sincos(grid: int, width: int, rms: float) -> torch.Tensor:
     first half of the channels encodes the row, the second half the column, each as sin/cos pairs of geometric
     frequencies; scaled to root-mean-square `rms`."""
     if width % 4:
-        raise ValueError(f"grid2d positions need a width divisible by 4, got {width}")
+        raise ValueError(f"2-D sine-cosine positions need a width divisible by 4, got {width}")
     quarter = width // 4
     omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)   # (W/4,)
     axis = torch.arange(grid, dtype=torch.float64)[:, None] * omega[None, :]           # (g, W/4)

@@ -202,32 +202,6 @@ def test_length_buckets_change_nothing_but_the_padding():
     assert torch.allclose(one[0], two[0], atol=1e-5) and torch.allclose(one[1], two[1], atol=1e-5)
 
 
-def test_grid2d_positions_start_as_a_row_and_column_map():
-    from fuselip.model import POS_GRID_RMS, grid_sincos
-    table = grid_sincos(4, 16, rms=0.02)                                   # (16, 16): 4×4 grid, reading order
-    assert table.shape == (16, 16) and float(table.pow(2).mean().sqrt()) == pytest.approx(0.02, rel=1e-5)
-    grid = table.reshape(4, 4, 16)                                         # (row, col, channels)
-    assert torch.equal(grid[:, 0, :8], grid[:, 3, :8])                     # first half: the row only
-    assert torch.equal(grid[0, :, 8:], grid[3, :, 8:])                     # second half: the column only
-    assert len({tuple(r.tolist()) for r in table}) == 16                   # every position distinct
-
-    m = H.model(pos_init="grid2d")
-    g = m.tokenizer.grid_size
-    assert torch.allclose(m.positional_embedding[:g * g], grid_sincos(g, m.config.width, rms=POS_GRID_RMS))
-    assert float(m.positional_embedding.detach()[g * g:].std()) < 0.02              # text positions keep N(0, 0.01)
-    with pytest.raises(ValueError, match="pos_init must be"):
-        H.model(pos_init="sincos")
-
-
-def test_grid2d_positions_need_a_token_grid():
-    from fuselip.tokenizers import build_tokenizer
-    titok = build_tokenizer(load_preset("tokenizer", "tiny-titok").tokenizer)
-    encoder = load_preset("fuselip", "tiny").encoder
-    encoder.pos_init = "grid2d"
-    with pytest.raises(ValueError, match="needs a grid tokenizer"):
-        FuseLIP(encoder, titok)
-
-
 def test_score_fusion_splits_a_fused_sequence_into_its_image_and_its_text():
     from fuselip.model import split_modalities
     both = vocab.build_sequence([3, 1, 4], [320, 1929], 16)             # [i i i sot t t eot]

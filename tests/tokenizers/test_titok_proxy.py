@@ -227,7 +227,7 @@ def test_stage_one_targets_are_the_merged_grid_codes(proxy_dir, images):
 
 
 def test_patch_and_query_positions_can_start_as_2d_maps(proxy_dir):
-    from fuselip.model import grid_sincos
+    from fuselip.positions import grid_sincos
     tok = build_tokenizer(titok_config(proxy_dir, pos_grid_rms=0.5))  # 4×4 patches, 4×4 proxy cells, width 32
     torch.testing.assert_close(tok.enc_pos[:16].detach(), grid_sincos(4, 32, 0.5))
     torch.testing.assert_close(tok.dec_pos[:16].detach(), grid_sincos(4, 32, 0.5))
