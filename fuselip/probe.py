@@ -27,6 +27,7 @@ import torch
 from fuselip import vocab
 from fuselip.losses import apply_mask
 from fuselip.text import default_tokenizer
+from fuselip.vocab import token_label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,18 +244,6 @@ def text_labels(ids: torch.Tensor) -> list[str]:
         else:
             labels.append(default_tokenizer().token_strings([token])[0])
     return labels
-
-
-SPECIAL_LABELS = {vocab.SOT: "sot", vocab.EOT: "eot", vocab.MASK: "[M]"}
-
-
-def token_label(token: int) -> str:
-    """A readable label for any joint-vocabulary id, as fuselip.viz draws it: `c<code>` for an image code, sot, eot,
-    [M], or the BPE piece."""
-    token = int(token)
-    if token >= vocab.IMAGE_OFFSET:
-        return f"c{token - vocab.IMAGE_OFFSET}"
-    return SPECIAL_LABELS.get(token) or default_tokenizer().token_strings([token])[0]
 
 
 @torch.no_grad()

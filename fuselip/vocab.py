@@ -25,6 +25,7 @@ SOT = 49406
 EOT = 49407
 MASK = TEXT_VOCAB_SIZE  # 49408, appended after the text vocabulary
 IMAGE_OFFSET = MASK + 1  # 49409: image id = code + IMAGE_OFFSET
+SPECIAL_LABELS = {SOT: "sot", EOT: "eot", MASK: "[M]"}
 
 
 def joint_vocab_size(codebook_size: int) -> int:
@@ -87,3 +88,12 @@ def eot_positions(ids: torch.Tensor) -> torch.Tensor:
         raise ValueError("every sequence must contain an eot token")
     positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
     return torch.where(is_eot, positions, -1).max(dim=1).values
+
+
+def token_label(token: int) -> str:
+    """A readable label for any joint-vocabulary id: `c<code>` for an image code, sot, eot, [M], or the BPE piece."""
+    from fuselip.text import default_tokenizer      # on use: importing open_clip's tokenizer takes seconds
+    token = int(token)
+    if token >= IMAGE_OFFSET:
+        return f"c{token - IMAGE_OFFSET}"
+    return SPECIAL_LABELS.get(token) or default_tokenizer().token_strings([token])[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from fuselip import vocab
+from fuselip.vocab import token_label
 
 SEQUENCE_COLOURS = {"image": "#8fb8de", "sot": "#f4a259", "text": "#9bd39b", "eot": "#e76f51",
                     "mask": "#555555", "pad": "#eeeeee"}
@@ -38,24 +39,7 @@ def token_kinds(ids) -> list[str]:
 
 
 def _token_label(token: int, kind: str) -> str:
-    from fuselip.text import default_tokenizer      # on use: importing open_clip's tokenizer takes seconds
-    if kind == "image":
-        return f"c{token - vocab.IMAGE_OFFSET}"
-    if kind in ("sot", "eot"):
-        return kind
-    if kind == "mask":
-        return "[M]"
-    if kind == "pad":
-        return "pad"
-    return default_tokenizer().token_strings([token])[0]
-
-
-def token_label(token: int) -> str:
-    """A readable label for any joint-vocabulary id: the BPE piece, sot/eot, [M], or `c<code>` for an image code."""
-    token = int(token)
-    kind = ("image" if token >= vocab.IMAGE_OFFSET else "sot" if token == vocab.SOT else "eot" if token == vocab.EOT
-            else "mask" if token == vocab.MASK else "text")
-    return _token_label(token, kind)
+    return "pad" if kind == "pad" else token_label(token)
 
 
 def _collapse_runs(cells: list, image_shown: int) -> list:
