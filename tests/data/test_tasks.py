@@ -272,7 +272,7 @@ def test_full_tgit_groups_hold_every_evaluation_candidate_as_a_target(world_name
     unchanged image and the double flip too), so nothing in evaluation is a negative that training never showed."""
     world = make_world(world_name)
     config = DataConfig(tgit_groups="full")
-    from fuselip.data.tasks import _tgit_group
+    from fuselip.data.task_groups import _tgit_group
     rng, seen = random.Random(0), set()
     while seen != set(tgit.KINDS):
         group = _tgit_group(world, rng, "train", config)
@@ -294,7 +294,7 @@ def test_full_tgit_groups_hold_every_evaluation_candidate_as_a_target(world_name
 
 def test_reference_tgit_groups_follow_the_reference_code():
     world = make_world("shapes")
-    from fuselip.data.tasks import _tgit_group
+    from fuselip.data.task_groups import _tgit_group
     rng, sizes, counts = random.Random(0), {}, Counter()
     for _ in range(400):
         group = _tgit_group(world, rng, "train", DataConfig(tgit_groups="reference"))
