@@ -15,7 +15,8 @@ own modality alone; the two vectors meet only at the end (*late fusion*):
   choice; masking needs no extra parameter and cannot leak anything from the missing side.)
 
 Both follow the engine protocol of fuselip/model.py: `prepare(pairs)`, `collate(pairs)`,
-`forward_pairs(batch)`, `logit_scale`/`logit_bias`, `encode(images, texts)`, `config_dict()` / `from_config()`,
+`forward_pairs(batch)`, `logit_scale`/`logit_bias`, `encode(images, texts)`, `config_dict()` / `from_config()`
+(fuselip.contract: EmbeddingModel, ImageTower, Compactable, Checkpointable, TensorExport, TensorImport),
 and the same checkpoint compaction as FuseLIP (fuselip/compaction.py): `prepare`
 records every text id of the training set in the buffer `token_seen` and zeroes every other row, and
 `export_tensors` keeps only the seen rows of the 49,408-row text table (the others are zeros, and load as
@@ -31,7 +32,7 @@ with a key-padding mask on pad (the same attention pattern as FuseLIP's encoder)
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -41,15 +42,19 @@ from open_clip.transformer import LayerNorm, Transformer
 from torch import nn
 
 from fuselip import vocab
-from fuselip.checkpoint import CheckpointError, check_state_dict, compact_rows, expand_rows, register
-from fuselip.compaction import check_kept
+from fuselip.checkpoint import CheckpointError, check_state_dict, register
+from fuselip.compaction import check_kept, compact_table, expand_table
 from fuselip.config import EncoderConfig, RunConfig, from_dict, to_dict
+from fuselip.contract import Compactable, Image, check_sides
 from fuselip.data.collate import content_key
 from fuselip.data.types import Pair, image_key
 from fuselip.images import preprocess
 from fuselip.mae import load_vision
 from fuselip.text import default_tokenizer
 from fuselip.vit import attention_backend, check_vision, set_vision_stem, standardise, vision_config
+
+if TYPE_CHECKING:
+    from typing import Self
 
 SIDES = ("left", "right")
 
@@ -76,8 +81,10 @@ def side_tensors(images: Sequence[np.ndarray | None], texts: Sequence[str | None
     tokenizer = default_tokenizer()
     image_rows: dict[bytes, int] = {}
     text_rows: dict[str, int] = {}
-    unique_images, sequences = [], []
-    image_index, text_index = [], []
+    unique_images: list[np.ndarray] = []
+    sequences: list[list[int]] = []
+    image_index: list[int] = []
+    text_index: list[int] = []
     for i, (image, text) in enumerate(zip(images, texts)):
         if image is None and text is None:
             raise ValueError(f"{prefix} sample {i}: both the image and the text are missing")
@@ -155,6 +162,8 @@ class LateFusionSigLIP(nn.Module):
     """An open_clip SigLIP dual encoder whose two features are merged by `self.fusion`."""
 
     fusion_kind = ""  # "sf" | "mlf", set by the subclasses
+    checkpoint_kind: str  # set by @register on each subclass
+    token_seen: torch.Tensor  # (V,) bool buffer
 
     def __init__(self, encoder: EncoderConfig, image_size: int):
         super().__init__()
@@ -176,7 +185,7 @@ class LateFusionSigLIP(nn.Module):
         self.register_buffer("token_seen", torch.zeros(vocab.TEXT_VOCAB_SIZE, dtype=torch.bool))
         self.token_seen[[vocab.SOT, vocab.EOT]] = True
         self.compacted = False      # True after importing a compacted checkpoint (dropped rows are zeros)
-        self._warned_unkept = False
+        self.warned_unkept = False
 
     def build_fusion(self, encoder: EncoderConfig) -> nn.Module:
         raise NotImplementedError
@@ -191,11 +200,11 @@ class LateFusionSigLIP(nn.Module):
     def logit_bias(self) -> nn.Parameter:
         return self.clip.logit_bias
 
-    def config_dict(self) -> dict:
+    def config_dict(self) -> dict[str, Any]:
         return {"encoder": to_dict(self.encoder_config), "image_size": self.image_size}
 
     @classmethod
-    def from_config(cls, config: dict) -> "LateFusionSigLIP":
+    def from_config(cls, config: dict[str, Any]) -> Self:
         """Builds the architecture (weights come from import_tensors); extra keys (e.g. "run") are ignored."""
         for key in ("encoder", "image_size"):
             if key not in config:
@@ -233,17 +242,12 @@ class LateFusionSigLIP(nn.Module):
         return left, right, {}
 
     @torch.no_grad()
-    def encode(self, images: Sequence | None = None, texts: Sequence[str | None] | None = None) -> torch.Tensor:
+    def encode(self, images: Sequence[Image] | None = None,
+               texts: Sequence[str | None] | None = None) -> torch.Tensor:
         """(B, E) L2-normalised embeddings; `images[i]` or `texts[i]` may be None (not both)."""
-        if images is None and texts is None:
-            raise ValueError("encode needs images, texts, or both")
-        count = len(images) if images is not None else len(texts)
-        images = list(images) if images is not None else [None] * count
-        texts = list(texts) if texts is not None else [None] * count
-        if len(images) != len(texts):
-            raise ValueError(f"encode: {len(images)} images but {len(texts)} texts")
-        arrays = [None if im is None else preprocess(im, self.image_size) for im in images]
-        batch = side_tensors(arrays, [_text_or_none(t) for t in texts], self.context_length, "query")
+        image_list, text_list = check_sides(images, texts)
+        arrays = [None if im is None else preprocess(im, self.image_size) for im in image_list]
+        batch = side_tensors(arrays, [_text_or_none(t) for t in text_list], self.context_length, "query")
         device = self.clip.logit_scale.device
         batch = {k: v.to(device) for k, v in batch.items()}
         return self.embed_side(batch, "query").float()
@@ -253,18 +257,14 @@ class LateFusionSigLIP(nn.Module):
     TABLE = "clip.token_embedding.weight"
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
-        state = {k: v for k, v in self.state_dict().items() if k != "token_seen"}
-        return compact_rows(state, self.TABLE, self.token_seen.nonzero().squeeze(1))
+        return compact_table(self.state_dict(), self.TABLE, self.token_seen)
 
     def import_tensors(self, tensors: dict[str, torch.Tensor], where: str = "") -> None:
         """Loads a compacted (export_tensors) or a full (state_dict) set of tensors."""
-        tensors = dict(tensors)
-        kept = expand_rows(tensors, self.TABLE, tuple(self.clip.token_embedding.weight.shape), where)
-        if kept is not None:
-            tensors["token_seen"] = kept
+        tensors, compacted = expand_table(tensors, self.TABLE, tuple(self.clip.token_embedding.weight.shape), where)
         check_state_dict(self.state_dict(), tensors, where)
         self.load_state_dict(tensors)
-        self.compacted = kept is not None
+        self.compacted = compacted
 
     def effective_parameters(self) -> int:
         return effective_parameters(self)
@@ -309,6 +309,8 @@ class LateFusionSigLIP(nn.Module):
         if bool(present[:, 1].any()):
             text = self.encode_text_ids(batch[f"{prefix}_text_ids"])[text_index.clamp(min=0)]  # (B, E)
         reference = image if image is not None else text
+        if reference is None:
+            raise ValueError(f"{prefix}: no sample of the batch has an image or a text")
         image = image if image is not None else reference.new_zeros(size)
         text = text if text is not None else reference.new_zeros(size)
         return self.fusion(image, text, present)
@@ -335,6 +337,8 @@ def effective_parameters(model: nn.Module) -> int:
     """Trainable parameters that data can reach: a table indexed by token id (first dimension = the length
     of `model.token_seen`) counts only the rows of ids seen in training. Works for FuseLIP (token table
     and MMM bias over the joint vocabulary; its frozen image tokenizer is not trainable) and the baselines."""
+    if not isinstance(model, Compactable):
+        raise TypeError(f"{type(model).__name__} has no token table to count (fuselip.contract.Compactable)")
     seen = model.token_seen
     vocab_rows, kept = seen.shape[0], int(seen.sum())
     total = 0

@@ -1,8 +1,10 @@
 """Checkpoint folders: `config.json` + `model.safetensors` (+ `metrics.json`). No pickle.
 
 Every model class registers itself under a `kind` with `@register("kind")` and provides
-`config_dict()` / `from_config(config_dict)`; `save_model` / `load_model` then work for all of them,
-and loading names every tensor that is missing, unexpected or of the wrong shape.
+`config_dict()` / `from_config(config_dict)` (fuselip.contract.Checkpointable); `save_model` / `load_model` then work
+for all of them, with the model's `export_tensors` / `import_tensors` where it has them (fuselip.contract.TensorExport
+/ TensorImport) and its state dict otherwise, and loading names every tensor that is missing, unexpected or of the
+wrong shape.
 Folders are written atomically: into a temporary sibling first, then renamed into place, so an
 interrupted write never leaves a half checkpoint where a good one was.
 """
@@ -14,10 +16,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from fuselip.contract import Checkpointable, TensorImport, saved_tensors
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -26,15 +30,18 @@ FORMAT_VERSION = 1
 KIND_KEY = "checkpoint_kind"  # the registry key; a model's own config may have a field called "kind"
 REPO_ROOT = Path(__file__).resolve().parents[1]  # where the presets' relative checkpoint paths point
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, type[Checkpointable]] = {}
+C = TypeVar("C", bound=Checkpointable)
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 class CheckpointError(ValueError):
     pass
 
 
-def register(kind: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
+def register(kind: str) -> Callable[[type[C]], type[C]]:
+    """Class decorator: `kind` names the class in checkpoint folders, and becomes its `checkpoint_kind`."""
+    def wrap(cls: type[C]) -> type[C]:
         _REGISTRY[kind] = cls
         cls.checkpoint_kind = kind
         return cls
@@ -50,7 +57,7 @@ class Checkpoint:
     metrics: dict | None
 
 
-def write_json_atomic(path: Path, data) -> None:
+def write_json_atomic(path: Path, data: Any) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp-")
     with os.fdopen(fd, "w") as f:
@@ -193,11 +200,11 @@ def expand_rows(tensors: dict[str, torch.Tensor], key: str, shape: tuple[int, ..
     return mask
 
 
-def save_model(model: torch.nn.Module, path: str | Path, metrics: dict | None = None,
+def save_model(model: Checkpointable, path: str | Path, metrics: dict | None = None,
                dtype: torch.dtype | None = None) -> Path:
     """Writes `model`'s export (or state dict); `dtype` (e.g. torch.float16) casts the floating-point tensors on
     disk only: loading copies them back into the model's own dtype."""
-    tensors = model.export_tensors() if hasattr(model, "export_tensors") else model.state_dict()
+    tensors = saved_tensors(model)
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     return save(path, kind=model.checkpoint_kind, config=model.config_dict(), tensors=tensors, metrics=metrics)
@@ -211,14 +218,26 @@ def load_model(path: str | Path) -> torch.nn.Module:
         raise CheckpointError(f"{ckpt.path}: unknown kind {ckpt.kind!r}; known: {', '.join(sorted(_REGISTRY))}")
     cls = _REGISTRY[ckpt.kind]
     model = cls.from_config(ckpt.config)
-    if hasattr(model, "import_tensors"):
+    if not isinstance(model, torch.nn.Module):
+        raise CheckpointError(f"{ckpt.path}: kind {ckpt.kind!r} built a {type(model).__name__}, not a torch module")
+    if isinstance(model, TensorImport):
         model.import_tensors(ckpt.tensors, where=str(ckpt.path))
     else:
         check_state_dict(model.state_dict(), ckpt.tensors, str(ckpt.path))
         model.load_state_dict(ckpt.tensors)
     model.eval()
-    model.checkpoint_path = str(ckpt.path)
-    model.metrics = ckpt.metrics
+    # what a loaded model tells about its folder (torch types a module's attribute assignment as tensor/module only)
+    setattr(model, "checkpoint_path", str(ckpt.path))
+    setattr(model, "metrics", ckpt.metrics)
+    return model
+
+
+def load_model_as(path: str | Path, cls: type[M]) -> M:
+    """`load_model`, for a caller that needs a `cls` (e.g. fuselip.tokenizers.ImageTokenizer): raises
+    CheckpointError when the folder holds another kind of model."""
+    model = load_model(path)
+    if not isinstance(model, cls):
+        raise CheckpointError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
     return model
 
 

@@ -24,11 +24,14 @@ Engine protocol (fuselip/engine.py): `collate(pairs)`, `prepare(pairs)`, `forwar
 
 Checkpoints (`export_tensors` / `import_tensors`) keep only the token-table rows of the ids seen in training
 (`token_seen`, filled by `prepare` and every training step): fuselip/compaction.py says how and why it is exact.
+FuseLIP meets fuselip.contract's EmbeddingModel, Compactable, Checkpointable, TensorExport and TensorImport; its image
+tokenizer is any fuselip.contract.Tokenizer.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple, Sequence
+from typing import Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -40,13 +43,15 @@ from fuselip.buckets import length_buckets, run_in_buckets  # noqa: F401 (length
 from fuselip.checkpoint import CheckpointError, register
 from fuselip.compaction import check_kept, export_fuselip, import_fuselip
 from fuselip.config import EncoderConfig, RunConfig, TokenizerConfig, from_dict, to_dict
+from fuselip.contract import Image, Tokenizer, check_sides
 from fuselip.data.collate import TokenCache, collate_pairs, side_sequences, training_ids
 from fuselip.losses import apply_mask, mmm_loss, mmm_mask
 from fuselip.score_fusion import score_fused_side, split_modalities  # noqa: F401 (split_modalities: importable here)
 from fuselip.tokenizers import UNTRAINED_TOKENIZER, build_tokenizer, load_tokenizer  # noqa: F401 (UNTRAINED_TOKENIZER)
 
 
-class TokenRows(NamedTuple):
+@dataclass(frozen=True)
+class TokenRows:
     """Embedding rows gathered for a training step: ids (S,), rows (S, D), index (V,) id -> row (-1: absent)."""
     ids: torch.Tensor
     rows: torch.Tensor
@@ -62,8 +67,10 @@ class FuseLIP(nn.Module):
     # True for the released models (fuselip.pretrained): as in the reference code, every id 0 is padding, so the BPE
     # token "!" (id 0) inside a text is hidden from attention too. This project's models find padding from eot only.
     pad_id_is_padding = False
+    checkpoint_kind: str  # set by @register
+    token_seen: torch.Tensor  # (V,) bool buffer
 
-    def __init__(self, encoder: EncoderConfig, tokenizer: nn.Module, tokenizer_checkpoint: str = ""):
+    def __init__(self, encoder: EncoderConfig, tokenizer: Tokenizer, tokenizer_checkpoint: str = ""):
         """`tokenizer`: an image tokenizer module (GridTokenizer / TiTokTokenizer); it is frozen here."""
         super().__init__()
         for name, (first, second) in CHOICES.items():
@@ -71,7 +78,7 @@ class FuseLIP(nn.Module):
                 raise ValueError(f"encoder.{name} must be {first!r} or {second!r}, got {getattr(encoder, name)!r}")
         self.config = encoder
         self.tokenizer_checkpoint = tokenizer_checkpoint
-        self.tokenizer = tokenizer.requires_grad_(False).eval()
+        self.tokenizer: Tokenizer = tokenizer.requires_grad_(False).eval()
         self.vocab_size = vocab.joint_vocab_size(tokenizer.codebook_size)
         width = encoder.width
 
@@ -90,8 +97,8 @@ class FuseLIP(nn.Module):
         for special in (vocab.PAD, vocab.SOT, vocab.EOT, vocab.MASK):
             self.token_seen[special] = True
         self.compacted = False      # True after importing a compacted checkpoint (dropped rows are zeros)
-        self._warned_unkept = False
-        self._token_cache = None    # fuselip.data.collate.TokenCache, built lazily
+        self.warned_unkept = False
+        self._token_cache: TokenCache | None = None  # built lazily
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -102,7 +109,7 @@ class FuseLIP(nn.Module):
         attn_std = width ** -0.5
         proj_std = attn_std * (2 * layers) ** -0.5
         fc_std = (2 * width) ** -0.5
-        for block in self.blocks:
+        for block in cast(Sequence[Block], self.blocks):
             nn.init.normal_(block.qkv.weight, std=attn_std)
             nn.init.zeros_(block.qkv.bias)
             nn.init.normal_(block.proj.weight, std=proj_std)
@@ -123,6 +130,11 @@ class FuseLIP(nn.Module):
     @property
     def embed_dim(self) -> int:
         return self.config.width
+
+    @property
+    def image_size(self) -> int:
+        """The side in pixels of the images it reads: its tokenizer's."""
+        return self.tokenizer.config.image_size
 
     # ------------------------------------------------------------------------------------------
     # the transformer
@@ -282,7 +294,7 @@ class FuseLIP(nn.Module):
             return left, right, {"mmm_left": (weight * ce_left, n_left), "mmm_right": (weight * ce_right, n_right)}
         return left, right, {"mmm": (weight * (ce_left + ce_right), n_left + n_right)}
 
-    def token_cache(self):
+    def token_cache(self) -> TokenCache:
         """The image-token cache (fuselip.data.collate.TokenCache) of this model's tokenizer."""
         if self._token_cache is None:
             self._token_cache = TokenCache(self.tokenizer)
@@ -311,7 +323,7 @@ class FuseLIP(nn.Module):
     # the encode API (every model in the project speaks it)
 
     @torch.no_grad()
-    def encode(self, images: Sequence | None = None, texts: Sequence[str | None] | None = None,
+    def encode(self, images: Sequence[Image] | None = None, texts: Sequence[str | None] | None = None,
                batch_size: int = 256) -> torch.Tensor:
         """Embeds B samples, each (image or None, text or None) -> (B, D) float32 unit vectors.
 
@@ -319,10 +331,10 @@ class FuseLIP(nn.Module):
         texts: list of str or None. Either list may be None (that side missing for every sample), but each
         sample needs at least one of the two.
         """
-        images, texts = _check_sides(images, texts)
+        image_list, text_list = check_sides(images, texts)
         out = []
-        for start in range(0, len(texts), batch_size):
-            chunk_images, chunk_texts = images[start:start + batch_size], texts[start:start + batch_size]
+        for start in range(0, len(text_list), batch_size):
+            chunk_images, chunk_texts = image_list[start:start + batch_size], text_list[start:start + batch_size]
             sequences = side_sequences(chunk_images, chunk_texts, self.token_cache(), self.config.context_length)
             out.append(self.encode_ids(vocab.pad_sequences(sequences)).cpu())
         return torch.cat(out)                                                   # (B, D)
@@ -354,25 +366,10 @@ class FuseLIP(nn.Module):
         self._token_cache = None
 
 
-def _check_sides(images, texts) -> tuple[list, list]:
-    if images is None and texts is None:
-        raise ValueError("encode needs images, texts, or both")
-    n = len(images) if images is not None else len(texts)
-    images = list(images) if images is not None else [None] * n
-    texts = list(texts) if texts is not None else [None] * n
-    if len(images) != len(texts):
-        raise ValueError(f"encode got {len(images)} images but {len(texts)} texts; pass None for a missing side")
-    for i, (image, text) in enumerate(zip(images, texts)):
-        if image is None and not text:
-            raise ValueError(f"sample {i} has neither an image nor a text")
-        if text is not None and not isinstance(text, str):
-            raise TypeError(f"texts[{i}] must be a str or None, got {type(text).__name__}")
-    return images, texts
-
-
-def build_fuselip(config: RunConfig, tokenizer: nn.Module | None = None) -> FuseLIP:
+def build_fuselip(config: RunConfig, tokenizer: Tokenizer | None = None) -> FuseLIP:
     """A FuseLIP for a run, reading images with `tokenizer` or else with the frozen tokenizer that
     `config.tokenizer_checkpoint` names: a checkpoint folder, or "untrained" (fuselip.tokenizers.load_tokenizer)."""
     if tokenizer is None:
-        tokenizer = load_tokenizer(config.tokenizer_checkpoint, config.tokenizer)
+        return FuseLIP(config.encoder, load_tokenizer(config.tokenizer_checkpoint, config.tokenizer),
+                       config.tokenizer_checkpoint)
     return FuseLIP(config.encoder, tokenizer, config.tokenizer_checkpoint)

@@ -19,15 +19,20 @@ and returns a `Probe` holding the ids, the readable token labels and the stacked
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
 from fuselip import vocab
+from fuselip.contract import Image, Tokenizer
 from fuselip.losses import apply_mask
 from fuselip.text import default_tokenizer
+from fuselip.tokenizers.grid import GridTokenizer
 from fuselip.vocab import token_label
+
+if TYPE_CHECKING:
+    from fuselip.model import FuseLIP
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,7 +196,7 @@ class Probe:
     tokenizer_kind: str               # "grid" | "titok"
     grid: int | None                  # g for a grid tokenizer (N = g²), else None
     truncated: bool                   # the text did not fit the context and was cut
-    _tokenizer: object = field(default=None, repr=False)
+    _tokenizer: Tokenizer | None = field(default=None, repr=False)
     _influence: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -212,6 +217,8 @@ class Probe:
         """(N, h, w) map of each image token (computed once): for our tokenizers its influence on the pixels (by
         decoding N variants), for the released TiTok where it reads from (tokenizer.token_maps)."""
         if self._influence is None:
+            if self._tokenizer is None or self.image is None or self.codes is None:
+                raise ValueError("this probe has no image: its text has no image tokens to map")
             self._influence = self._tokenizer.token_maps(self.image, self.codes).float().cpu()
         return self._influence
 
@@ -247,7 +254,7 @@ def text_labels(ids: torch.Tensor) -> list[str]:
 
 
 @torch.no_grad()
-def probe(model, image, text: str | None) -> Probe:
+def probe(model: FuseLIP, image: Image | None, text: str | None) -> Probe:
     """Runs FuseLIP once on (image, text) with attention kept. `image`: anything fuselip.images.preprocess
     takes, or None; `text`: a string (may be empty when there is an image)."""
     if image is None and not text:
@@ -266,7 +273,7 @@ def probe(model, image, text: str | None) -> Probe:
     return Probe(ids=ids, attention=stack_attentions(attentions), image=array,
                  codes=torch.as_tensor(np.asarray(codes)).long() if codes is not None else None,
                  text_labels=text_labels(ids), tokenizer_kind=kind,
-                 grid=getattr(tokenizer, "grid_size", None) if kind == "grid" else None,
+                 grid=tokenizer.grid_size if isinstance(tokenizer, GridTokenizer) else None,
                  truncated=truncated, _tokenizer=tokenizer)
 
 
@@ -275,7 +282,7 @@ def probe(model, image, text: str | None) -> Probe:
 
 
 @torch.no_grad()
-def masked_predictions(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_predictions(model: FuseLIP, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(T,) ids of one sequence + (T,) bool mask -> (M, V) log-probabilities of FuseLIP's MMM head over the joint
     vocabulary at the M masked positions (in position order), the masked ids having been replaced by [MASK].
 
@@ -295,7 +302,7 @@ def masked_predictions(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
     masked = model.trim(apply_mask(ids, mask)[None].to(model.device))              # (1, T')
     h, _, _, _ = model.hidden_states(masked)                                       # (1, T', D)
     states = h[0, mask[:masked.shape[1]].to(model.device)]                         # (M, D)
-    if getattr(model.config, "mmm_vocab", "full") == "seen":
+    if model.config.mmm_vocab == "seen":
         table = model.token_rows()                                                 # the seen ids and their rows
         logits = torch.full((states.shape[0], model.vocab_size), float("-inf"), device=states.device)
         logits[:, table.ids] = model.mmm_logits(states, table).float()
@@ -315,7 +322,8 @@ class MaskedWord:
 
 
 @torch.no_grad()
-def masked_word(model, image, text: str, word: str, candidates: Sequence[str] = (), k: int = 5) -> MaskedWord:
+def masked_word(model: FuseLIP, image: Image | None, text: str, word: str, candidates: Sequence[str] = (),
+                k: int = 5) -> MaskedWord:
     """Masks `word` (one BPE token of `text`; its first occurrence) in the query (image, text) and in the text
     alone, and reads FuseLIP's MMM head at that position both times (`masked_predictions`). `candidates`: the
     words the answer is one of (e.g. every shape name); `pick` is the likeliest of them, so that a guess can be
@@ -328,10 +336,11 @@ def masked_word(model, image, text: str, word: str, candidates: Sequence[str] = 
     position = pieces.index(word)
     candidate_ids = []
     for c in candidates:
-        ids = bpe.encode(c)
-        if len(ids) != 1:
-            raise ValueError(f"candidate {c!r} is {len(ids)} BPE tokens; only one-token words can be compared")
-        candidate_ids.append(ids[0])
+        pieces_of_c = bpe.encode(c)
+        if len(pieces_of_c) != 1:
+            raise ValueError(f"candidate {c!r} is {len(pieces_of_c)} BPE tokens; only one-token words can be "
+                             "compared")
+        candidate_ids.append(pieces_of_c[0])
     codes = model.token_cache().lookup([model.tokenizer.prepare(image)])[0] if image is not None else None
     top, p_answer, pick = {}, {}, {}
     for name, image_codes in (("with image", codes), ("text only", None)):
@@ -367,7 +376,7 @@ def object_cells(image: np.ndarray, grid: int, background: int = 240) -> torch.T
 
 
 @torch.no_grad()
-def fill_masked_cells(model, image, text: str, hidden) -> tuple[torch.Tensor, torch.Tensor]:
+def fill_masked_cells(model: FuseLIP, image: Image, text: str, hidden) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks the image tokens selected by `hidden` ((N,) bool) in the query (image, text) (`text` may be empty:
     the image alone) and lets FuseLIP's MMM head fill them in: -> (codes (N,), filled (N,)), the image's codes and
     the same with each hidden one replaced by the head's likeliest image code. `tokenizer.decode(filled[None])`

@@ -22,12 +22,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from fuselip.contract import Configured, Encoder
 from fuselip.data.types import Side
 
 CACHE_ENV = "FUSELIP_CACHE"
@@ -72,7 +73,7 @@ class Index:
             raise ValueError(f"an index needs a non-empty (N, D) gallery, got {tuple(vectors.shape)}")
         # stored dimension-major: `queries @ columns` is a plain row-major product (no transposed operand)
         self.columns = vectors.T.contiguous()                                   # (D, N)
-        self._scan = None   # faiss IndexFlatIP over the same rows, built on the first small search
+        self._scan: Any = None   # faiss IndexFlatIP over the same rows, built on the first small search
 
     @property
     def vectors(self) -> torch.Tensor:
@@ -112,10 +113,10 @@ class Index:
         """Exact top-k by faiss' flat inner-product scan, with torch's thread count."""
         import faiss
         faiss.omp_set_num_threads(torch.get_num_threads())
-        scores, indices = self._scan.search(np.ascontiguousarray(q.detach().cpu().numpy()), k)
+        scores, indices = self._faiss_scan().search(np.ascontiguousarray(q.detach().cpu().numpy()), k)
         return SearchResult(torch.from_numpy(scores), torch.from_numpy(indices))
 
-    def _faiss_scan(self):
+    def _faiss_scan(self) -> Any:
         """The faiss index over the gallery rows (None when faiss-cpu is not installed)."""
         if self._scan is None:
             try:
@@ -148,16 +149,21 @@ def search(gallery, queries, k: int) -> SearchResult:
 # content hashes: what the embedding cache is keyed by
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """Hash of everything that determines a model's embeddings: its kind, config and every tensor.
+def model_fingerprint(model: object) -> str:
+    """Hash of everything that determines a model's embeddings: its kind and config (fuselip.contract.Configured;
+    else its class name) and every tensor of its state dict.
 
     Computed from the weights in memory (not the checkpoint file), so a model fine-tuned in a notebook
     never reuses the embeddings of the checkpoint it started from.
     """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{type(model).__name__} is not a torch module: give its embeddings' cache key as model_hash")
     h = hashlib.blake2b(digest_size=20)
-    h.update(str(getattr(model, "checkpoint_kind", type(model).__name__)).encode())
-    if hasattr(model, "config_dict"):
+    if isinstance(model, Configured):
+        h.update(str(model.checkpoint_kind).encode())
         h.update(json.dumps(model.config_dict(), sort_keys=True, default=str).encode())
+    else:
+        h.update(type(model).__name__.encode())
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         h.update(name.encode())
@@ -184,7 +190,7 @@ def cache_dir(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
 
 
-def encode_sides(model, sides: Sequence[Side]) -> torch.Tensor:
+def encode_sides(model: Encoder, sides: Sequence[Side]) -> torch.Tensor:
     """Sides -> (B, D) float32 embeddings in one `model.encode` call (a missing modality is passed as None)."""
     images = [s.image for s in sides]
     texts = [s.text if s.text else None for s in sides]
@@ -194,7 +200,7 @@ def encode_sides(model, sides: Sequence[Side]) -> torch.Tensor:
     return emb.detach().float().cpu()
 
 
-def embed_sides(model, items: Sequence[Side], batch_size: int = EMBED_BATCH) -> torch.Tensor:
+def embed_sides(model: Encoder, items: Sequence[Side], batch_size: int = EMBED_BATCH) -> torch.Tensor:
     """(N,) sides -> (N, D) float32 embeddings through the model's encode API, in batches."""
     out = [encode_sides(model, items[start:start + batch_size]) for start in range(0, len(items), batch_size)]
     return torch.cat(out)
@@ -206,7 +212,7 @@ class CacheInfo:
     hit: bool
 
 
-def cached_embeddings(model, items: Sequence[Side], directory: str | Path | None = None,
+def cached_embeddings(model: Encoder, items: Sequence[Side], directory: str | Path | None = None,
                       batch_size: int = EMBED_BATCH, model_hash: str | None = None,
                       keys: Sequence[bytes] | None = None) -> tuple[torch.Tensor, CacheInfo]:
     """Gallery embeddings (N, D) for `model`, read from the cache or computed and written to it.
@@ -242,7 +248,7 @@ def cached_embeddings(model, items: Sequence[Side], directory: str | Path | None
 class GalleryIndex:
     """A gallery of sides (image and/or text) embedded by one model, searchable by any query side."""
 
-    def __init__(self, model, items: Sequence[Side], directory: str | Path | None = None,
+    def __init__(self, model: Encoder, items: Sequence[Side], directory: str | Path | None = None,
                  model_hash: str | None = None):
         self.model = model
         self.items = list(items)

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from fuselip import vocab
+from fuselip.contract import Tokenizer, saved_tensors
 from fuselip.data.types import Pair, Side, image_key
 from fuselip.images import preprocess, to_tensor
 from fuselip.text import default_tokenizer
@@ -37,10 +38,11 @@ def _as_array(image, size: int) -> np.ndarray:
     return preprocess(image, size)
 
 
-def tokenizer_fingerprint(tokenizer: torch.nn.Module) -> str:
-    """Hash of a tokenizer's config and weights: the on-disk cache is valid only for these exact weights."""
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
+    """Hash of a tokenizer's config and weights (its export where it has one, fuselip.contract.saved_tensors): the
+    on-disk cache is valid only for these exact weights."""
     h = hashlib.sha256(json.dumps(tokenizer.config_dict(), sort_keys=True).encode())
-    tensors = tokenizer.export_tensors() if hasattr(tokenizer, "export_tensors") else tokenizer.state_dict()
+    tensors = saved_tensors(tokenizer)
     for name in sorted(tensors):
         h.update(name.encode())
         h.update(tensors[name].detach().cpu().flatten().clone().view(torch.uint8).numpy().tobytes())
@@ -50,7 +52,7 @@ def tokenizer_fingerprint(tokenizer: torch.nn.Module) -> str:
 class TokenCache:
     """image content hash -> (N,) codes of the frozen tokenizer."""
 
-    def __init__(self, tokenizer: torch.nn.Module, batch_size: int = BULK_BATCH):
+    def __init__(self, tokenizer: Tokenizer, batch_size: int = BULK_BATCH):
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.size = tokenizer.config.image_size

@@ -67,7 +67,7 @@ class AttentionTab:
             if key in self._probes:
                 self._probes.move_to_end(key)
                 return self._probes[key]
-        result = probe(self.registry.get(model_key), array, text)
+        result = probe(self.registry.fuselip(model_key), array, text)
         with self._probe_lock:
             self._probes[key] = result
             while len(self._probes) > self.config.probe_cache:
@@ -77,9 +77,9 @@ class AttentionTab:
     def view(self, model: str, image, text: str, layer: str | None = "mean", head: str | None = "mean",
              token: str | None = None) -> AttentionView:
         from fuselip.text import default_tokenizer  # open_clip: seconds to import, see the module docstring
-        fuselip = self.registry.get(model)
+        fuselip = self.registry.fuselip(model)
         tok = fuselip.tokenizer
-        array, notes = read_image(image, tok.config.image_size, getattr(tok, "resize_mode", "crop"))
+        array, notes = read_image(image, tok.config.image_size, tok.resize_mode)
         text, text_notes = read_text(text, "text", self.config.max_text_chars)
         notes += text_notes
         if array is None:
@@ -89,13 +89,13 @@ class AttentionTab:
                          "so only those two text tokens can be chosen.")
         room = fuselip.config.context_length - fuselip.tokenizer.num_tokens - 2
         notes += context_note(text, room, "text") + unseen_note(fuselip, text, "text")
-        if getattr(fuselip, "pad_id_is_padding", False) and vocab.PAD in default_tokenizer().encode(text):
+        if fuselip.pad_id_is_padding and vocab.PAD in default_tokenizer().encode(text):
             notes.append('This released model treats "!" as padding, as its reference code does: the "!" tokens '
                          "receive no attention.")
         with warnings.catch_warnings():  # the same fact, already in the notes
             warnings.filterwarnings("ignore", message="token ids .* never occurred in training")
             p = self._probe(model, array, text)
-        if getattr(fuselip, "compacted", False):
+        if fuselip.compacted:
             image_ids = p.ids[vocab.is_image(p.ids)]
             unseen = int((~fuselip.token_seen[image_ids]).sum())
             if unseen:

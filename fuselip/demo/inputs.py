@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fuselip.contract import Compactable
 from fuselip.demo.errors import DemoError
 from fuselip.images import ImageError, open_image, preprocess, squash
 
@@ -81,13 +82,13 @@ def read_text(text, what: str, max_chars: int) -> tuple[str, list[str]]:
     return text, notes
 
 
-def unseen_note(model, text: str, what: str) -> list[str]:
-    """A note naming the text's tokens that never occurred in the model's training data (a compacted checkpoint
-    stores zeros for them, fuselip/model.py)."""
+def unseen_note(model: object, text: str, what: str) -> list[str]:
+    """A note naming the text's tokens that never occurred in the model's training data (a compacted checkpoint,
+    fuselip.contract.Compactable, stores zeros for them, fuselip/compaction.py)."""
     from fuselip.text import default_tokenizer
-    seen = getattr(model, "token_seen", None)
-    if seen is None or not getattr(model, "compacted", False) or not text:
+    if not isinstance(model, Compactable) or not model.compacted or not text:
         return []
+    seen = model.token_seen
     ids = default_tokenizer().encode(text)
     unseen = [i for i in dict.fromkeys(ids) if not bool(seen[i])]
     if not unseen:

@@ -15,6 +15,7 @@ import torch
 
 from fuselip import checkpoint
 from fuselip.config import ConfigError, EncoderConfig, RunConfig, load_preset
+from fuselip.contract import Tokenizer
 from fuselip.demo.config import DemoConfig
 from fuselip.demo.errors import DemoError
 from fuselip.model import FuseLIP
@@ -104,7 +105,8 @@ class Registry:
         if preferred in names:
             return preferred
         tiny = [n for n in names if "tiny" in n and self.entries[n].trained]
-        return (tiny or names or [None])[0]
+        candidates = tiny or names
+        return candidates[0] if candidates else None
 
     def retrieval_models(self) -> list[tuple[str, str | None]]:
         """(column label, entry key or None) for FuseLIP, SF and MLF."""
@@ -128,6 +130,20 @@ class Registry:
                 raise DemoError(f"Model {entry.label} could not be loaded: {entry.error}")
             return entry.model
 
+    def fuselip(self, key: str) -> FuseLIP:
+        """`get` for the attention tab, which needs a FuseLIP (one of ours or a released one)."""
+        model = self.get(key)
+        if not isinstance(model, FuseLIP):
+            raise DemoError(f"{key!r} is a {type(model).__name__}, not a FuseLIP model.")
+        return model
+
+    def tokenizer(self, key: str) -> Tokenizer:
+        """`get` for the tokens tab, which needs an image tokenizer (fuselip.contract.Tokenizer)."""
+        model = self.get(key)
+        if not isinstance(model, Tokenizer):
+            raise DemoError(f"{key!r} is a {type(model).__name__}, not an image tokenizer.")
+        return model
+
     def _load(self, entry: Entry):
         if entry.source.startswith("tokenizer-of:"):
             return self.get(entry.source[len("tokenizer-of:"):]).tokenizer
@@ -145,6 +161,7 @@ class Registry:
             run = load_preset(family, preset)
         except ConfigError:
             run = RunConfig(encoder=EncoderConfig(kind=kind))
+        model: torch.nn.Module
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             if kind.startswith("tokenizer-"):

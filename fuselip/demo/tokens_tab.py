@@ -12,6 +12,7 @@ from fuselip.demo.errors import DemoError
 from fuselip.demo.inputs import read_image
 from fuselip.demo.registry import MODEL_LABELS, Registry
 from fuselip.images import to_tensor, to_uint8
+from fuselip.tokenizers.grid import GridTokenizer
 
 
 @dataclass
@@ -37,26 +38,26 @@ class TokensTab:
     def view(self, tokenizer: str, image, code: str | None = None) -> TokensView:
         if image is None:
             raise DemoError("Choose an example or upload an image first.")
-        tok = self.registry.get(tokenizer)
-        array, notes = read_image(image, tok.config.image_size, getattr(tok, "resize_mode", "crop"))
+        tok = self.registry.tokenizer(tokenizer)
+        array, notes = read_image(image, tok.config.image_size, tok.resize_mode)
         if array is None:
             raise DemoError("Choose an example or upload an image first.")
         size = self.config.token_display_size
         with torch.inference_mode():
-            codes = tok.encode(to_tensor([array]))                           # (1, N)
-            if getattr(tok, "can_decode", True):
-                recon = viz.enlarge(to_uint8(tok.decode(codes))[0], size)    # (S, S, 3) -> display size
+            encoded = tok.encode(to_tensor([array]))                         # (1, N)
+            if tok.can_decode:
+                recon = viz.enlarge(to_uint8(tok.decode(encoded))[0], size)  # (S, S, 3) -> display size
             else:
                 recon = viz.text_card("no decoder in this release: the codes cannot be turned back into pixels",
                                       size)
-        codes = codes[0].tolist()
+        codes: list[int] = encoded[0].tolist()
         counts: dict[int, int] = {}
         for c in codes:
             counts[c] = counts.get(c, 0) + 1
         choices = [f"code {c} (×{n})" for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         selected = code if code in choices else choices[0]
         chosen = int(selected.split()[1])
-        grid = getattr(tok, "grid_size", None) if tok.config.kind == "grid" else None
+        grid = tok.grid_size if isinstance(tok, GridTokenizer) else None
         if grid is not None:
             picture = viz.token_grid_image(array, codes, grid, size=size)
             highlight = viz.highlight_cells(array, [c == chosen for c in codes], grid, size=size)
@@ -75,5 +76,5 @@ class TokensTab:
                    f"Code {chosen} is used by {counts[chosen]} token(s)."
                    + ("" if entry.trained else " *Untrained tokenizer: codes and reconstruction are noise.*")
                    + (" The maps show where each token *reads* from (attention rollout through the encoder), "
-                      "not which pixels it changes." if getattr(tok, "resize_mode", "crop") == "squash" else ""))
+                      "not which pixels it changes." if tok.resize_mode == "squash" else ""))
         return TokensView(picture, recon, highlight, codes, choices, selected, influence, summary, notes)

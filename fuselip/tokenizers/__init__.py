@@ -8,9 +8,7 @@
 
 Both are checkpoint kinds ("tokenizer-grid", "tokenizer-titok"), so `fuselip.load_model(folder)` loads them.
 """
-from torch import nn
-
-from fuselip.checkpoint import checkpoint_candidates, find_checkpoint, load_model
+from fuselip.checkpoint import checkpoint_candidates, find_checkpoint, load_model_as
 from fuselip.config import ConfigError, TokenizerConfig
 from fuselip.tokenizers.base import ImageTokenizer
 from fuselip.tokenizers.grid import GridTokenizer
@@ -29,7 +27,7 @@ def build_tokenizer(config: TokenizerConfig) -> ImageTokenizer:
     return KINDS[config.kind](config)
 
 
-def load_tokenizer(setting: str, config: TokenizerConfig) -> nn.Module:
+def load_tokenizer(setting: str, config: TokenizerConfig) -> ImageTokenizer:
     """The frozen image tokenizer that a run's `tokenizer_checkpoint` setting names: a checkpoint folder (a relative
     path is looked up in the current folder, then at the repository root, where the presets' paths point), or
     "untrained" for a fresh tokenizer built from `config` (tests, smoke runs, stand-ins). A folder that is not there
@@ -43,7 +41,7 @@ def load_tokenizer(setting: str, config: TokenizerConfig) -> nn.Module:
         raise ConfigError(f"tokenizer_checkpoint={setting!r}: {where}; name a tokenizer checkpoint folder "
                           f"(e.g. checkpoints/tokenizer-grid-tiny) or {UNTRAINED_TOKENIZER!r} for an untrained "
                           "tokenizer")
-    return load_model(folder)
+    return load_model_as(folder, ImageTokenizer)
 
 
 __all__ = ["build_tokenizer", "load_tokenizer", "UNTRAINED_TOKENIZER", "ImageTokenizer", "GridTokenizer",

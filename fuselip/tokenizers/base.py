@@ -31,6 +31,7 @@ ENCODE_BATCH = 256
 
 class ImageTokenizer(nn.Module):
     config: TokenizerConfig
+    checkpoint_kind: str  # set by @register on each subclass
 
     def __init__(self, config: TokenizerConfig):
         super().__init__()
@@ -114,7 +115,11 @@ class ImageTokenizer(nn.Module):
         return recon, codes, losses
 
     # ---- hooks of the training loop (fuselip/tokenizers/training.py)
-    progress_losses: tuple[str, ...] = ()  # entries of forward's losses that the progress bar shows too
+    @property
+    def progress_losses(self) -> tuple[str, ...]:
+        """Entries of forward's losses that the progress bar shows too."""
+        return ()
+
     reconstruct = True  # set by the training loop on the steps it logs: a forward whose loss needs no
                         # reconstruction (TiTok on proxy codes) may then skip it and return None
 
@@ -155,6 +160,7 @@ class ImageTokenizer(nn.Module):
         return cls(from_dict(TokenizerConfig, config["tokenizer"], "tokenizer"))
 
     resize_mode = "crop"  # how `prepare` makes an image square (fuselip.demo.read_image says so to the user)
+    can_decode = True     # `decode` reaches pixels (the released TiTok without its decoder cannot)
 
     export_dtype: torch.dtype | None = None  # e.g. torch.float16 to ship half-size weights (tokenizers.evaluation.ship)
 

@@ -8,15 +8,19 @@ usage and perplexity are computed over all codes of all test images of both worl
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from fuselip import checkpoint
 from fuselip.config import DataConfig
+from fuselip.contract import Tokenizer
 from fuselip.data.tasks import sample_images
 from fuselip.images import to_tensor
+from fuselip.tokenizers.base import ImageTokenizer
 from fuselip.tokenizers.quantizer import codebook_stats
+from fuselip.tokenizers.titok import TiTokTokenizer
 
 TEST_SEED = 20250603      # the test images of every tokenizer evaluation
 TEST_IMAGES = 1024        # per world, for metrics.json
@@ -36,31 +40,34 @@ def world_images(world: str, split: str, n: int, seed: int, image_size: int) -> 
     return sample_images(data, split, n, seed)
 
 
-def test_images(image_size: int, worlds=("shapes", "emoji"), n: int = TEST_IMAGES) -> dict[str, np.ndarray]:
+def test_images(image_size: int, worlds: Sequence[str] = ("shapes", "emoji"),
+                n: int = TEST_IMAGES) -> dict[str, np.ndarray]:
     return {w: world_images(w, "test", n, TEST_SEED, image_size) for w in worlds}
 
 
-def fixed_test_batch(image_size: int, worlds=("shapes", "emoji")) -> dict[str, np.ndarray]:
+def fixed_test_batch(image_size: int, worlds: Sequence[str] = ("shapes", "emoji")) -> dict[str, np.ndarray]:
     """The first FIXED_BATCH test images of each world (a prefix of `test_images` when generation is
     prefix-stable; either way a fixed, deterministic batch)."""
     return {w: world_images(w, "test", FIXED_BATCH, TEST_SEED, image_size) for w in worlds}
 
 
 @torch.no_grad()
-def evaluate(tokenizer, images: dict[str, np.ndarray]) -> dict:
+def evaluate(tokenizer: Tokenizer, images: dict[str, np.ndarray]) -> dict[str, Any]:
     """{world: (n, S, S, 3) uint8} -> {"psnr": {world: dB}, "usage", "perplexity", "codes_used"}, + for a TiTok
     trained on proxy codes whose proxy encoder is loaded (during training) "proxy_accuracy": {world: share of the
     grid cells whose code it predicts right}."""
-    result, all_codes, accuracy = {"psnr": {}}, [], {}
+    psnrs: dict[str, float] = {}
+    accuracy: dict[str, float] = {}
+    all_codes = []
     for world, array in images.items():
         x = to_tensor(array)
         codes = tokenizer.encode(x)
-        result["psnr"][world] = round(float(psnr(tokenizer.decode(codes), x).mean()), 3)
+        psnrs[world] = round(float(psnr(tokenizer.decode(codes), x).mean()), 3)
         all_codes.append(codes)
-        proxy = getattr(tokenizer, "proxy_accuracy", None)
-        value = proxy(x) if proxy is not None else None
+        value = tokenizer.proxy_accuracy(x) if isinstance(tokenizer, TiTokTokenizer) else None
         if value is not None:
             accuracy[world] = round(value, 4)
+    result: dict[str, Any] = {"psnr": psnrs}
     if accuracy:
         result["proxy_accuracy"] = accuracy
     stats = codebook_stats(torch.cat(all_codes), tokenizer.codebook_size)
@@ -69,7 +76,7 @@ def evaluate(tokenizer, images: dict[str, np.ndarray]) -> dict:
     return result
 
 
-def shipped_metrics(tokenizer, image_size: int) -> dict:
+def shipped_metrics(tokenizer: Tokenizer, image_size: int) -> dict[str, Any]:
     """What metrics.json of a shipped tokenizer holds: the test split (TEST_IMAGES per world) and the
     fixed batch (FIXED_BATCH per world) that tests/tokenizers/test_shipped.py re-measures."""
     test = evaluate(tokenizer, test_images(image_size))
@@ -79,13 +86,14 @@ def shipped_metrics(tokenizer, image_size: int) -> dict:
             "psnr_definition": "mean over images of 10*log10(1/MSE), pixels in [0, 1], decode(encode(x)) clamped"}
 
 
-def ship(model, out_dir, *, command: str, train_seconds: float | None = None, steps: int | None = None) -> dict:
+def ship(model: ImageTokenizer, out_dir: str | Path, *, command: str, train_seconds: float | None = None,
+         steps: int | None = None) -> dict[str, Any]:
     """Writes a shipped checkpoint folder: half-precision weights (half the file size), then measures
     `shipped_metrics` on the model *as loaded back from that folder* and writes metrics.json."""
     model.export_dtype = torch.float16
     checkpoint.save_model(model, out_dir)
     model.export_dtype = None
-    loaded = checkpoint.load_model(out_dir)
+    loaded = checkpoint.load_model_as(out_dir, ImageTokenizer)
     metrics = shipped_metrics(loaded, loaded.config.image_size)
     metrics.update(command=command, train_seconds=train_seconds, train_steps=steps,
                    weights="float16 on disk, float32 in memory",
