@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 TEXT_VOCAB_SIZE = 49408  # open_clip SimpleTokenizer: 49406 BPE tokens + sot + eot
@@ -53,7 +54,7 @@ def is_text(ids: torch.Tensor) -> torch.Tensor:
     return ids < MASK
 
 
-def build_sequence(image_codes: Sequence[int] | None, text_tokens: Sequence[int] | None,
+def build_sequence(image_codes: Sequence[int] | np.ndarray | None, text_tokens: Sequence[int] | None,
                    context_length: int) -> list[int]:
     """One side of a pair as ids: `[img_1 … img_N, sot, t_1 … t_k, eot]`.
 

@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     one.add_argument("--folder", default="", help="your image folder instead of a world")
     one.add_argument("--skip-bad", action="store_true", help="skip (and count) bad rows instead of stopping")
     args = parser.parse_args(argv)
-    objects = ()
+    objects: tuple[int, ...] = ()
     if args.objects:
         from fuselip.data.world import parse_counts
         try:

@@ -33,20 +33,32 @@ class Edit:
     def inverse(self) -> "Edit":
         return Edit(INVERSE_OP[self.op], self.new, self.old)
 
+    def before(self) -> Obj:
+        """The object the edit changes (every op but add has one)."""
+        if self.old is None:
+            raise ValueError(f"this {self.op!r} edit has no object before it")
+        return self.old
+
+    def after(self) -> Obj:
+        """The object the edit makes (every op but remove has one)."""
+        if self.new is None:
+            raise ValueError(f"this {self.op!r} edit has no object after it")
+        return self.new
+
     def text(self, world: World, scene: Scene) -> str:
         """The instruction, phrased for `scene` (the scene before the edit)."""
         if self.op == "add":
-            p = world.phrase(self.new)
-            return f"add {article(p)} {p} in the {CELL_NAMES[self.new.cell]}"
-        ref = world.refer(scene, self.old)
+            p = world.phrase(self.after())
+            return f"add {article(p)} {p} in the {CELL_NAMES[self.after().cell]}"
+        ref = world.refer(scene, self.before())
         if self.op == "remove":
             return f"remove the {ref}"
         if self.op == "move":
-            return f"move the {ref} to the {CELL_NAMES[self.new.cell]}"
+            return f"move the {ref} to the {CELL_NAMES[self.after().cell]}"
         if self.op == "recolour":
-            return f"make the {ref} {self.new.colour}"
+            return f"make the {ref} {self.after().colour}"
         if self.op == "replace":
-            return f"replace the {ref} with {article(self.new.name)} {self.new.name}"
+            return f"replace the {ref} with {article(self.after().name)} {self.after().name}"
         raise ValueError(f"unknown edit op {self.op!r}")
 
 

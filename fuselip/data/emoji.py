@@ -54,6 +54,7 @@ def png_path(unified: str):
 
 
 class EmojiWorld(World):
+    config: EmojiConfig
     name = "emoji"
     phrase_attributes = ("size", "name")
     class_attributes = ("name",)

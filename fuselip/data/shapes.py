@@ -82,6 +82,7 @@ def draw_mask(name: str, diameter: float, angle: int, side: int, supersample: in
 
 
 class ShapesWorld(World):
+    config: ShapesConfig
     name = "shapes"
     phrase_attributes = ("size", "colour", "name")
     class_attributes = ("colour", "name")

@@ -103,7 +103,7 @@ def check_counts(counts) -> tuple[int, ...]:
 
 def parse_counts(text: str) -> tuple[int, ...]:
     """"1,3,5,7,9" or "1-9" or "2-4,9" -> sorted distinct object counts (each 1..9)."""
-    counts = []
+    counts: list[int] = []
     for part in text.split(","):
         part = part.strip()
         try:
@@ -156,6 +156,10 @@ class World:
     def symmetry(self, name: str) -> int:
         """Rotation (degrees) that maps the object onto itself; angles are stored modulo this."""
         return 360
+
+    def plural(self, name: str) -> str:
+        """The plural of an object's name ("how many circles are there?")."""
+        raise NotImplementedError
 
     def sprite(self, obj: Obj) -> tuple[np.ndarray, np.ndarray]:
         """(premultiplied RGB (k, k, 3) float32, alpha (k, k, 1) float32), k even, centred on the object."""

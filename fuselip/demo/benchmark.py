@@ -20,7 +20,7 @@ from fuselip.demo.errors import DemoError
 
 @dataclass
 class Example:
-    image: np.ndarray
+    image: np.ndarray | None
     text: str
     task: str
     world: str

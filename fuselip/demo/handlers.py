@@ -50,11 +50,11 @@ class Demo:
                 self.registry.get(key)
             except DemoError:
                 pass
-        for _, key in self.retrieval_models():
+        for _, model_key in self.retrieval_models():
             for which in ("images", "answers"):
-                if key is not None:
+                if model_key is not None:
                     try:
-                        self.indexes.get(key, which)
+                        self.indexes.get(model_key, which)
                     except DemoError:
                         pass
 

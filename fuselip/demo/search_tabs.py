@@ -149,12 +149,10 @@ class SearchTabs:
             caption = f"#{rank}  {score:.3f}" + (f"  {side.text}" if side.text else "") + \
                 ("  ✓ correct" if ok else "")
             hits.append(Hit(picture, caption, ok))
-        rank = None
-        if correct_row is not None:
-            rank = int(index.index.rank(q[0], correct_row))
+        correct_rank = int(index.index.rank(q[0], correct_row)) if correct_row is not None else None
         message = f"{entry.label}: {len(index.items)} gallery items" + \
                   ("" if entry.trained else " (untrained: results are random)")
-        return Column(f"{label}: {entry.label}", hits, rank, message)
+        return Column(f"{label}: {entry.label}", hits, correct_rank, message)
 
     def vqa(self, image, question: str, k: int | None = None) -> VQAView:
         array, notes = read_image(image, self.config.image_size)
@@ -185,7 +183,7 @@ class SearchTabs:
             columns.append(Answers(f"{label}: {entry.label}", ranked, rank,
                                    f"{len(index.items)} candidate answers" +
                                    ("" if entry.trained else " (untrained: ranking is random)")))
-        if correct is not None:
+        if item is not None and correct is not None:
             summary = (f"Benchmark question ({item.world} / {item.kind}); correct answer: **{correct}**. "
                        + "; ".join(f"{c.label}: rank {c.correct_rank}" for c in columns if c.correct_rank) + ".")
         else:

@@ -63,7 +63,7 @@ class GridTokenizer(ImageTokenizer):
         self.encoder = nn.Sequential(*enc)
 
         dch = [max(1, round(c * config.decoder_channel_mult)) for c in ch]
-        dec = [nn.Conv2d(config.code_dim, dch[-1], 3, padding=1)]
+        dec: list[nn.Module] = [nn.Conv2d(config.code_dim, dch[-1], 3, padding=1)]
         dec += [ResBlock(dch[-1]) for _ in range(config.decoder_res_blocks)]
         for c_prev, c in zip(dch[::-1], dch[::-1][1:]):
             dec += [nn.GELU(), Upsample(c_prev, c)]

@@ -5,12 +5,16 @@ pixels anywhere in the image, since its latent token attended to the whole image
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    from fuselip.tokenizers.base import ImageTokenizer
 
 
 @torch.inference_mode()
-def influence_maps(tokenizer: nn.Module, codes: torch.Tensor,
+def influence_maps(tokenizer: ImageTokenizer, codes: torch.Tensor,
                    replacement: torch.Tensor | None = None) -> torch.Tensor:
     """For any tokenizer (an ImageTokenizer of fuselip/tokenizers/base.py, which calls this from its own
     `influence_maps`): how much each pixel of decode(codes) changes when one token is replaced.

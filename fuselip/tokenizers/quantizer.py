@@ -38,6 +38,11 @@ def codebook_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, float
 
 
 class VectorQuantizer(nn.Module):
+    usage_counts: torch.Tensor   # the buffers registered in __init__
+    recent: torch.Tensor
+    recent_filled: torch.Tensor
+    window_steps: torch.Tensor
+
     def __init__(self, codebook_size: int, code_dim: int, *, l2_codes: bool = False, commitment: float = 0.25,
                  dead_code_threshold: float = 1.0, dead_code_every: int = 0, recent_codes: int = 4096):
         super().__init__()

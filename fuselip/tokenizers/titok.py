@@ -106,6 +106,10 @@ def merge_copies(codes: torch.Tensor, min_cos: float) -> torch.Tensor:
 
 @register("tokenizer-titok")
 class TiTokTokenizer(ImageTokenizer):
+    proxy: GridTokenizer | None
+    decoder_stage: torch.Tensor  # buffers, with a proxy only
+    proxy_target: torch.Tensor
+
     def __init__(self, config: TokenizerConfig):
         super().__init__(config)
         p, s = config.patch_size, config.image_size
@@ -168,7 +172,7 @@ class TiTokTokenizer(ImageTokenizer):
                 raise ValueError(f"titok: pixel_decoder_channels {ch} (one doubling per entry after the first) "
                                  f"do not divide patch_size {p}")
             self.to_pixels = nn.Linear(dw, ch[0])
-            layers = [ResBlock(ch[0]) for _ in range(config.decoder_stage_blocks)]
+            layers: list[nn.Module] = [ResBlock(ch[0]) for _ in range(config.decoder_stage_blocks)]
             for c_prev, c in zip(ch, ch[1:]):
                 layers += [nn.GELU(), Upsample(c_prev, c)]
                 layers += [ResBlock(c) for _ in range(config.decoder_stage_blocks)]
@@ -224,11 +228,18 @@ class TiTokTokenizer(ImageTokenizer):
     def pixels_from_logits(self, logits, soft: bool):
         """(B, g², K_grid) logits -> (B, 3, S, S) pixels by the proxy's decoder: from the argmax codes, or from
         the soft codes softmax(logits) @ codebook (stage 2, differentiable)."""
+        proxy = self.grid_proxy()
         if soft:
-            codes = logits.float().softmax(dim=-1) @ self.proxy.quantizer.codes()   # (B, g², D_grid)
+            codes = logits.float().softmax(dim=-1) @ proxy.quantizer.codes()   # (B, g², D_grid)
         else:
-            codes = self.proxy.quantizer.codes_from_indices(logits.argmax(dim=-1))  # (B, g², D_grid)
-        return self.proxy.decode_latents(codes)
+            codes = proxy.quantizer.codes_from_indices(logits.argmax(dim=-1))  # (B, g², D_grid)
+        return proxy.decode_latents(codes)
+
+    def grid_proxy(self) -> GridTokenizer:
+        """The frozen proxy grid tokenizer (a TiTok built with tokenizer.proxy_checkpoint has one)."""
+        if self.proxy is None:
+            raise ValueError("titok: this TiTok has no proxy grid (tokenizer.proxy_checkpoint is not set)")
+        return self.proxy
 
     @torch.no_grad()
     def proxy_codes(self, x):

@@ -87,7 +87,7 @@ def blocks(width: int, layers: int, heads: int) -> nn.ModuleList:
     return nn.ModuleList(Block(width, heads, mlp_ratio=4.0) for _ in range(layers))
 
 
-def run_blocks(module: nn.Module, x: torch.Tensor, keep_attention: bool = False):
+def run_blocks(module: TiTokEncoder | TiTokDecoder, x: torch.Tensor, keep_attention: bool = False):
     """ln_pre, then every block of `module.transformer`: (B, T, W) -> (B, T, W) (before ln_post), and with
     keep_attention one (B, H, T, T) attention tensor per block (else Nones)."""
     keep = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)         # no padding in an image sequence
@@ -125,12 +125,21 @@ class TiTokDecoder(nn.Module):
         self.ln_pre = nn.LayerNorm(w)
         self.transformer = blocks(w, c.decoder_layers, c.decoder_heads)
         self.ln_post = nn.LayerNorm(w)
+        self.conv_out: nn.Module
         if c.legacy:  # logits over the MaskGIT-VQGAN proxy codes, per patch
             self.ffn = nn.Sequential(nn.Conv2d(w, 2 * w, 1), nn.Tanh(), nn.Conv2d(2 * w, MASKGIT_PROXY_CODES, 1))
             self.conv_out = nn.Identity()
         else:         # pixels directly: p·p·3 values per patch, then a 3×3 convolution over the image
             self.ffn = nn.Sequential(nn.Conv2d(w, p * p * 3, 1))
             self.conv_out = nn.Conv2d(3, 3, 3, padding=1)
+
+
+class Codebook(nn.Module):
+    """An official quantiser's codebook, under its state-dict name `<quantiser>.embedding.weight` (K, C)."""
+
+    def __init__(self, codes: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(codes, dim)
 
 
 class OfficialTiTok(nn.Module):
@@ -144,6 +153,8 @@ class OfficialTiTok(nn.Module):
     """
 
     resize_mode = "squash"  # `prepare` squashes, as the reference's preprocessing does
+    pixel_quantize: Codebook        # with config.pixel_decoder only
+    pixel_decoder: MaskGitDecoder
 
     def __init__(self, config: OfficialTiTokConfig):
         super().__init__()
@@ -158,12 +169,10 @@ class OfficialTiTok(nn.Module):
         self.num_tokens = c.num_latent_tokens
         self.latent_tokens = nn.Parameter(torch.zeros(c.num_latent_tokens, c.width))
         self.encoder = TiTokEncoder(c)
-        self.quantize = nn.Module()
-        self.quantize.embedding = nn.Embedding(c.codebook_size, c.code_dim)
+        self.quantize = Codebook(c.codebook_size, c.code_dim)
         self.decoder = TiTokDecoder(c) if c.decoder_width else None
         if c.pixel_decoder:
-            self.pixel_quantize = nn.Module()
-            self.pixel_quantize.embedding = nn.Embedding(MASKGIT_PROXY_CODES, MaskGitDecoder.Z_CHANNELS)
+            self.pixel_quantize = Codebook(MASKGIT_PROXY_CODES, MaskGitDecoder.Z_CHANNELS)
             self.pixel_decoder = MaskGitDecoder()
         self._maps: OrderedDict[bytes, torch.Tensor] = OrderedDict()
 
@@ -251,7 +260,7 @@ class OfficialTiTok(nn.Module):
 
     def decode_vectors(self, z_q: torch.Tensor) -> torch.Tensor:
         """(B, N, C) quantised vectors -> (B, 3, S, S) pixels (not clamped)."""
-        d, B, g = self.decoder, z_q.shape[0], self.grid
+        d, B, g = self._check_decodable(), z_q.shape[0], self.grid
         x = d.decoder_embed(z_q) + d.latent_token_positional_embedding                 # (B, N, W')
         masks = d.mask_token.expand(B, self.num_patches, -1)                             # (B, P, W')
         cls = d.class_embedding[None].expand(B, -1, -1)                                  # (B, 1, W')
@@ -307,7 +316,8 @@ class OfficialTiTok(nn.Module):
             raise ValueError(f"official TiTok expects a (B, 3, {s}, {s}) float tensor in [0, 1], got {got}; "
                              f"use .prepare(image) / .tokenize(images) for image files and arrays")
 
-    def _check_decodable(self) -> None:
+    def _check_decodable(self) -> TiTokDecoder:
+        """The decoder, when it reaches pixels; raises otherwise."""
         if self.decoder is None:
             raise RuntimeError(f"{self.config.name or 'this TiTok'} has no decoder weights (the FuseLIP releases keep "
                                "only the encoder): it can tokenize images but not turn codes back into pixels; load the "
@@ -317,6 +327,7 @@ class OfficialTiTok(nn.Module):
                                "1,024 proxy codes of a frozen MaskGIT-VQGAN, and this file has no pixel_decoder/"
                                "pixel_quantize weights to turn them into pixels (stage-1 weights); use the stage-2 "
                                "release, whose file includes them")
+        return self.decoder
 
     def _autocast(self):
         on = self.config.encode_bf16 and not self.training
@@ -331,12 +342,14 @@ def rollout_maps(attentions: list[torch.Tensor], num_patches: int, num_tokens: i
     the product of these over the blocks, so entry (i, j) says how much of token i's final state flows from input j.
     Each latent token's row over the P patch inputs is renormalised to sum to 1 and laid out on the patch grid.
     """
-    rollout = None
+    rollout: torch.Tensor | None = None
     for weights in attentions:
         a = weights[0].float().mean(dim=0)                                    # (T, T)
         a = 0.5 * a + 0.5 * torch.eye(a.shape[0], device=a.device)
         a = a / a.sum(dim=-1, keepdim=True)
         rollout = a if rollout is None else a @ rollout                       # (T, T)
+    if rollout is None:
+        raise ValueError("rollout_maps needs the attention of at least one block")
     reads = rollout[1 + num_patches:, 1:1 + num_patches]                     # (N, P): latent rows, patch columns
     reads = reads / reads.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(reads.dtype).tiny)
     return reads.reshape(num_tokens, grid, grid).cpu()                        # (N, g, g)
