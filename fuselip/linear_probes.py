@@ -1,8 +1,9 @@
 """Linear read-outs: is a piece of information in a set of vectors at all, whatever the model does with it?
 
 Ridge least squares in closed form (deterministic), fitted on the first rows and scored on the rest, on features
-standardised with the fitting rows' mean and std plus a bias column. The position diagnostic
-(fuselip/eval_binding.py) reads a binary label with them.
+standardised with the fitting rows' mean and std plus a bias column: a binary label (`linear_probe_accuracy`; the
+position diagnostic, fuselip/eval_binding.py) or a class (`linear_probe_multiclass`, with `majority_chance` as its
+chance level; the bottleneck probe, fuselip/bottleneck_probe.py).
 """
 from __future__ import annotations
 
@@ -40,4 +41,28 @@ def linear_probe_accuracy(features: torch.Tensor, labels: torch.Tensor,
     w = torch.linalg.solve(a.T @ a + ridge * torch.eye(a.shape[1], dtype=x.dtype), a.T @ b)  # (D + 1,)
     predicted = (x[n_train:] @ w) > 0
     return 100.0 * float((predicted == labels[n_train:].bool()).double().mean())
+
+
+def linear_probe_multiclass(features: torch.Tensor, labels: torch.Tensor,
+                            train_fraction: float = PROBE_TRAIN_FRACTION, ridge: float = PROBE_RIDGE) -> float:
+    """Held-out accuracy (%) of a linear read-out of a class (labels (N,) int) from features (N, D).
+
+    The multiclass form of linear_probe_accuracy: the same standardisation, bias column, ridge and split (fit on
+    the first `train_fraction` rows, score on the rest), with one-hot targets and the arg-max as the answer (for two
+    classes it is the same read-out). Closed form, so deterministic."""
+    x, n_train = probe_design(features, labels, train_fraction)                     # (N, D + 1)
+    labels = labels.long()
+    classes = int(labels.max()) + 1
+    y = torch.nn.functional.one_hot(labels, classes).double()                        # (N, C)
+    a, b = x[:n_train], y[:n_train]
+    w = torch.linalg.solve(a.T @ a + ridge * torch.eye(a.shape[1], dtype=x.dtype), a.T @ b)  # (D + 1, C)
+    predicted = (x[n_train:] @ w).argmax(dim=1)
+    return 100.0 * float((predicted == labels[n_train:]).double().mean())
+
+
+def majority_chance(labels: torch.Tensor, train_fraction: float = PROBE_TRAIN_FRACTION) -> float:
+    """Accuracy (%) on the scored rows of always answering the most frequent class of the fitted rows."""
+    n_train = int(labels.shape[0] * train_fraction)
+    values, counts = labels[:n_train].unique(return_counts=True)
+    return 100.0 * float((labels[n_train:] == values[counts.argmax()]).double().mean())
 
