@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 
 help:
 	@echo "make app        start the Gradio demo on http://127.0.0.1:7860"
-	@echo "make test       install, then run unit tests, notebooks (nbval) and browser tests"
+	@echo "make test       install, then type-check fuselip/ (mypy), run unit tests, notebooks (nbval) and browser tests"
 	@echo "make notebooks  start JupyterLab on the tutorials"
 	@echo "make preview    draw a contact sheet of every task (docs/)"
 	@echo "make bench      run every benchmark in benchmarks/"
@@ -37,6 +37,7 @@ browser:
 	  echo "could not install chromium (not root?): browser tests will be skipped"; }
 
 test: install browser
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval --nbval-current-env
 
 test-unit: install
@@ -58,4 +59,4 @@ bench: install
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info

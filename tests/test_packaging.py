@@ -38,8 +38,8 @@ def test_ci_runs_make_test_only():
     assert first_commands == ["make app", "make test"]
 
 
-# declared for what they run, not imported: notebook kernels and front end, pytest plugins
-NOT_IMPORTED = {"jupyterlab", "ipykernel", "ipywidgets", "nbval", "pytest-timeout"}
+# declared for what they run, not imported: notebook kernels and front end, pytest plugins, the type checker
+NOT_IMPORTED = {"jupyterlab", "ipykernel", "ipywidgets", "nbval", "pytest-timeout", "mypy"}
 
 
 def _imported_distributions() -> dict[str, set[str]]:
