@@ -69,7 +69,7 @@ def race(cfg: RunConfig, threads: int, target: float, check_s: float, max_s: flo
         points, train_s, next_check = [], 0.0, check_s
         while True:
             start = time.perf_counter()
-            trainer.backward(trainer.next_batch_indices(), trainer.step)
+            trainer.backward(trainer.next_batch(), trainer.step)
             trainer.optimizer_step(trainer.step)
             trainer.step += 1
             train_s += time.perf_counter() - start

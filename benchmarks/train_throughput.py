@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fuselip.baselines import build_baseline, effective_parameters  # noqa: E402
 from fuselip.config import load_preset  # noqa: E402
 from fuselip.data.tasks import sample_pairs  # noqa: E402
-from fuselip.engine import GroupBatchSampler, Trainer  # noqa: E402
+from fuselip.engine import Trainer  # noqa: E402
+from fuselip.sampler import GroupBatchSampler  # noqa: E402
 from fuselip.model import build_fuselip  # noqa: E402
 
 MODELS = {"fuselip-tiny": ("fuselip", "tiny"), "siglip-sf-tiny": ("baseline", "tiny-sf"),

@@ -17,7 +17,6 @@ contrastive run learns) into a baseline.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -27,11 +26,9 @@ from einops import rearrange
 from open_clip.model import _build_vision_tower
 from open_clip.transformer import LayerNorm, Transformer
 from torch import nn
-from tqdm.auto import tqdm
 
-from fuselip import checkpoint
+from fuselip import checkpoint, image_training
 from fuselip.config import EncoderConfig, MAEConfig, RunConfig, from_dict, to_dict
-from fuselip.tokenizers.training import lr_at, make_optimizer, resume_run, save_run
 from fuselip.vit import attention_backend, check_vision, set_vision_stem, standardise, vision_config
 
 VAL_MASK_SEED = 1234  # the fixed masks of validation (the same for every step and run)
@@ -51,6 +48,7 @@ def random_keep(batch: int, n: int, keep: int, generator: torch.Generator | None
 
 @checkpoint.register("mae-vit")
 class MaskedAutoencoder(nn.Module):
+    checkpoint_kind: str  # set by @register
     def __init__(self, encoder: EncoderConfig, mae: MAEConfig, image_size: int):
         super().__init__()
         check_vision(encoder, image_size)
@@ -111,6 +109,21 @@ class MaskedAutoencoder(nn.Module):
         dropped = dropped.scatter(1, keep, False)  # (B, N)
         per_patch = (prediction.float() - target).pow(2).mean(-1)  # (B, N)
         return per_patch[dropped].mean(), prediction, dropped
+
+    # --- training (fuselip.engine with fuselip.image_training.ImagePool) ---------------------------
+
+    no_weight_decay = ("pos",)  # never decayed: the encoder's and the decoder's position tables
+
+    def training_loss(self, pixels: torch.Tensor, generator: torch.Generator | None = None):
+        """(B, S, S, 3) uint8 -> (masked-patch error, no other parts); the masks come from `generator`."""
+        loss, _, _ = self(pixels, generator)
+        return loss, {}
+
+    def begin_step(self, step: int, steps: int, logged: bool = True) -> None:
+        pass
+
+    def end_step(self, step: int, steps: int) -> None:
+        pass
 
     # --- checkpoints ------------------------------------------------------------------------------
 
@@ -194,57 +207,23 @@ def evaluate(model: MaskedAutoencoder, images: dict[str, np.ndarray], batch_size
     return {"loss": result}
 
 
+def validation_fn(val_images: dict[str, np.ndarray]) -> Callable[[nn.Module], dict]:
+    """The engine's val_fn: the masked-patch error per world under fixed masks."""
+    def val_fn(model: nn.Module) -> dict:
+        assert isinstance(model, MaskedAutoencoder), type(model)
+        return evaluate(model, val_images)
+    return val_fn
+
+
 def train(cfg: RunConfig, train_images: np.ndarray, val_images: dict[str, np.ndarray], *, resume: bool = False,
           progress: bool = True, log: Callable[[str], None] = print,
           stop_after: int | None = None) -> MaskedAutoencoder:
-    """Pretrains `build_mae(cfg)` on the (M, S, S, 3) uint8 pool for `cfg.train.steps` steps: batches and masks
-    from one seeded generator, AdamW with warmup + cosine (as the tokenizers), bf16 autocast, validation every
-    `val_every`, a checkpoint (model + optimiser + generator + step) every `checkpoint_every` in `out_dir`, and
-    exact resume. stop_after: end (with a checkpoint) after this many steps of this call, as if interrupted."""
-    tc = cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    out_dir = Path(tc.out_dir)
-    torch.manual_seed(tc.seed)
-    model = build_mae(cfg).to(tc.device)
-    optimizer = make_optimizer(model, tc)
-    rng = torch.Generator().manual_seed(tc.seed)
-    step, seconds_before, metrics = 0, 0.0, {}
-    if resume and (out_dir / checkpoint.WEIGHTS_FILE).exists():
-        step, seconds_before, metrics = resume_run(out_dir, model, optimizer, rng, "pretraining", log)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_json_atomic(out_dir.parent / f"{out_dir.name}.run.json", to_dict(cfg))
-
-    model.train()
-    pool = torch.from_numpy(train_images)  # (M, S, S, 3) uint8
-    autocast = torch.autocast(tc.device.split(":")[0], dtype=torch.bfloat16, enabled=tc.precision == "bf16")
-    start_step, t0 = step, time.time()
-    bar = tqdm(total=tc.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="mae")
-    while step < tc.steps:
-        pixels = pool[torch.randint(0, len(pool), (tc.batch_size,), generator=rng)].to(tc.device)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, tc)
-        with autocast:
-            loss, _, _ = model(pixels, rng)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        optimizer.step()
-        step += 1
-        bar.update(1)
-        if step % tc.log_every == 0:
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
-        last = step == tc.steps or (stop_after is not None and step - start_step >= stop_after)
-        if (tc.val_every and step % tc.val_every == 0) or last:
-            seconds = round(seconds_before + time.time() - t0, 1)
-            metrics = {"step": step, "train_loss": round(float(loss.detach()), 4), **evaluate(model, val_images),
-                       "train_seconds_total": seconds}
-            log(f"step {step}: " + ", ".join(f"val loss[{w}]={v:.4f}" for w, v in metrics["loss"].items()))
-        if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or last:
-            save_run(model, optimizer, step, rng, out_dir, metrics, seconds=seconds_before + time.time() - t0)
-        if last:
-            break
-    bar.close()
-    model.eval()
+    """Pretrains `build_mae(cfg)` on the (M, S, S, 3) uint8 pool through the engine (fuselip.engine; batches and
+    masks from one seeded generator, fuselip.image_training), validating on `val_images` every `val_every` steps
+    and at the end; exact resume from `<train.out_dir>/checkpoint`. stop_after: end (with a checkpoint) after this
+    many steps of this call, as if interrupted. Returns the model (the run's figures: <out_dir>/validation.jsonl)."""
+    torch.manual_seed(cfg.train.seed)
+    model = build_mae(cfg).to(cfg.train.device)
+    image_training.train(model, cfg, train_images, validation_fn(val_images), resume=resume, progress=progress,
+                         log=log, stop_after=stop_after)
     return model

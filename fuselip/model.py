@@ -19,7 +19,7 @@ The model owns its frozen image tokenizer (a submodule saved with the prefix `to
 `encode(images, texts)` works from raw images: fuselip.images.preprocess -> tokenizer.encode ->
 vocab.build_sequence -> the transformer.
 
-Engine protocol (fuselip/engine.py): `collate(pairs)`, `prepare(pairs)`, `forward_pairs(batch, generator)`,
+Engine protocol (fuselip/pair_training.py): `collate(pairs)`, `prepare(pairs)`, `forward_pairs(batch, generator)`,
 `encode(images, texts)`, `logit_scale`, `logit_bias`.
 
 Checkpoints (`export_tensors` / `import_tensors`) keep only the token-table rows of the ids seen in training

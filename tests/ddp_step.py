@@ -21,10 +21,11 @@ def one_step(out_dir: str) -> dict[str, torch.Tensor]:
     cfg = H.run_config(batch=8, precision="fp32")
     trainer = engine.Trainer(H.model(), cfg, H.pairs(20), out_dir=out_dir, progress=False)
     trainer.prepare()
-    parts = trainer.backward(trainer.next_batch_indices(), step=0)
+    parts = trainer.backward(trainer.next_batch(), step=0)
     out = {f"loss.{k}": torch.tensor(v, dtype=torch.float64) for k, v in parts.items()}
-    for name, param, _ in engine.trainable_parameters(trainer.model):
-        out[f"grad.{name}"] = param.grad.detach().clone()
+    for name, param in trainer.model.named_parameters():
+        if param.grad is not None:  # the frozen tokenizer has none
+            out[f"grad.{name}"] = param.grad.detach().clone()
     return out
 
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fuselip"
 MAX_LINES = 400
-# being split into smaller modules (issue 25); the 400-line test becomes strict when this is empty
-STILL_OVER = ["fuselip/engine.py"]
 
 
 def module_files() -> dict[str, Path]:
@@ -129,6 +126,5 @@ def long_files() -> list[str]:
                   if len(p.read_text().splitlines()) > MAX_LINES)
 
 
-@pytest.mark.xfail(strict=False, reason="being split under 400 lines (issue 25): " + ", ".join(STILL_OVER))
 def test_no_module_over_400_lines():
     assert long_files() == [], f"over {MAX_LINES} lines: {long_files()}"

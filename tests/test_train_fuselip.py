@@ -10,10 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from fuselip.checkpoint import load_model
-from fuselip.engine import cli
 from fuselip.model import build_fuselip
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "train"))
+from cli import main as cli  # noqa: E402  (train/cli.py, the pair models' command line)
 SCRIPT = ROOT / "train" / "train_fuselip.py"
 TINY = ["--preset", "tiny", "--tokenizer_checkpoint=untrained", "--tokenizer.channels=[8, 8]", "--tokenizer.code_dim=8",
         "--tokenizer.codebook_size=32", "--encoder.width=32", "--encoder.layers=1", "--encoder.heads=2",

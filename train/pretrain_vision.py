@@ -7,8 +7,9 @@
 `--baseline` names the baseline preset whose ViT is pretrained (its `encoder` section: width, depth, heads,
 patch, stem); `--preset` the pretraining recipe in fuselip/presets/mae/ (data pool, steps, masking, decoder).
 The tiny recipe matches the grid tokenizer's own pretraining: the same 16,000 training images of both worlds,
-3,000 steps of 64. The run's checkpoint (model + exact train state) is `train.out_dir` (default
-runs/mae-<baseline>); `--resume` continues it bit-exactly; `--ship DIR` writes the final model with a
+3,000 steps of 64. The run's checkpoint (model + exact train state) is `<train.out_dir>/checkpoint` (default
+runs/mae-<baseline>), written by the engine that trains every model of the project; `--resume` continues it
+bit-exactly; `--ship DIR` writes the final model with a
 metrics.json that holds this command line, ready for `--encoder.vision_init=DIR`.
 """
 from __future__ import annotations
@@ -18,10 +19,12 @@ import shlex
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fuselip import checkpoint, config  # noqa: E402
-from fuselip import mae  # noqa: E402
+from fuselip import config, image_training, mae  # noqa: E402
+from fuselip.ship import ship  # noqa: E402
 from fuselip.tokenizers import pool  # noqa: E402
 
 
@@ -45,12 +48,15 @@ def main(argv=None):
     print(config.dump(cfg))
 
     images, val = pool.train_and_val(cfg.data)
-    model = mae.train(cfg, images, val, resume=args.resume, progress=not args.no_progress)
+    torch.manual_seed(cfg.train.seed)
+    model = mae.build_mae(cfg)
+    summary = image_training.train(model, cfg, images, mae.validation_fn(val), resume=args.resume,
+                                   progress=not args.no_progress)
     if args.ship:
-        run = checkpoint.read(cfg.train.out_dir).metrics or {}
-        metrics = {**run, "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        metrics = {**summary["val"], "train_loss": round(summary["last"]["loss"], 4),
+                   "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
                    "parameters_vit": sum(p.numel() for p in model.visual.parameters())}
-        checkpoint.save_model(model, args.ship, metrics=metrics)
+        ship(model, args.ship, metrics, dtype=None)
         print(f"shipped {args.ship}: {metrics}")
 
 

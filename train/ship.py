@@ -5,7 +5,7 @@
 
 Loads the run's training checkpoint (`<run>/checkpoint`, written by fuselip.engine) and its `summary.json`,
 re-runs the run's own validation on it (it must reproduce the end-of-training figures exactly, same threads),
-then writes config.json + model.safetensors (float16 on disk) + metrics.json through fuselip.engine.ship,
+then writes config.json + model.safetensors (float16 on disk) + metrics.json through fuselip.pair_training.ship_run,
 which measures the validation again on the reloaded half-size copy. `train_fuselip.py --ship` does the same
 at the end of a run; this script is for a run that was trained without `--ship` or shipped by older code.
 """
@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fuselip import checkpoint as ckpt  # noqa: E402
 from fuselip.config import RunConfig, from_dict  # noqa: E402
-from fuselip.engine import CHECKPOINT_DIR, ship, validation_fn  # noqa: E402
+from fuselip.engine import CHECKPOINT_DIR  # noqa: E402
+from fuselip.pair_training import ship_run, validation_fn  # noqa: E402
 
 
 def main(argv=None) -> Path:
@@ -50,7 +51,7 @@ def main(argv=None) -> Path:
     if again != summary["val"]:
         diff = {k: (summary["val"].get(k), v) for k, v in again.items() if summary["val"].get(k) != v}
         raise SystemExit(f"{args.run}: the training checkpoint does not reproduce its validation: {diff}")
-    path = ship(model, args.out, summary, val_fn)
+    path = ship_run(model, args.out, summary, val_fn)
     metrics = json.loads((path / ckpt.METRICS_FILE).read_text())
     print(f"shipped {path} (export shift {metrics.get('export_shift', 0.0):.4f}); validation:")
     print(json.dumps(metrics["validation"], indent=1, sort_keys=True))

@@ -6,7 +6,8 @@
     python train/train_tokenizer.py --preset tiny-grid --csv my.csv --image-folder photos/   # + your images
     python train/train_tokenizer.py --preset tiny-grid --ship checkpoints/tokenizer-grid-tiny
 
-The run's checkpoint (model + exact train state) is `train.out_dir`; `--resume` continues it bit-exactly.
+The run's checkpoint (model + exact train state) is `<train.out_dir>/checkpoint`, written by the engine that
+trains every model of the project (fuselip.engine); `--resume` continues it bit-exactly.
 TiTok is trained as TiTok is trained (fuselip/tokenizers/titok.py): its decoder first predicts the codes of the
 frozen grid tokenizer `tokenizer.proxy_checkpoint` (cross-entropy), then, for the last `tokenizer.pixel_finetune`
 of the steps, learns on pixels; the grid tokenizer must exist first (`--preset tiny-grid`).
@@ -19,7 +20,8 @@ import argparse
 import shlex
 import sys
 
-from fuselip import checkpoint, config
+from fuselip import config, image_training
+from fuselip.ship import ship
 from fuselip.tokenizers import evaluation, pool, training
 
 
@@ -43,13 +45,18 @@ def main(argv=None):
     print(config.dump(cfg))
 
     images, val = pool.train_and_val(cfg.data)
-    model = training.train(cfg, images, val, resume=args.resume, progress=not args.no_progress)
+    model = training.build(cfg)
+    summary = image_training.train(model, cfg, images, training.validation_fn(val), resume=args.resume,
+                                   progress=not args.no_progress)
+    model.reconstruct = True
     if args.ship:
-        run = checkpoint.read(cfg.train.out_dir).metrics or {}
-        seconds = run.get("train_seconds_total", run.get("train_seconds"))
-        metrics = evaluation.ship(model, args.ship, command="python " + " ".join(shlex.quote(a) for a in sys.argv),
-                                  train_seconds=seconds, steps=run.get("step"))
-        print(f"shipped {args.ship}: {metrics}")
+        metrics = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+                   "train_seconds": summary["wall_time_s"], "train_steps": summary["step"],
+                   "weights": "float16 on disk, float32 in memory",
+                   "machine": "2 shared CPU cores (heavily loaded by other jobs while training)"}
+        ship(model, args.ship, metrics, lambda loaded: evaluation.shipped_metrics(loaded, loaded.config.image_size))
+        print(f"shipped {args.ship}")
+
 
 if __name__ == "__main__":
     main()

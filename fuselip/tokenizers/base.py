@@ -114,25 +114,44 @@ class ImageTokenizer(nn.Module):
         losses["loss"] = losses["recon"] + self.config.codebook_weight * losses["vq"]
         return recon, codes, losses
 
-    # ---- hooks of the training loop (fuselip/tokenizers/training.py)
-    @property
-    def progress_losses(self) -> tuple[str, ...]:
-        """Entries of forward's losses that the progress bar shows too."""
-        return ()
+    # ---- training (fuselip.engine with fuselip.image_training.ImagePool; contract: fuselip.contract.ImageModel)
+    reconstruct = True  # set on the steps the engine logs: a forward whose loss needs no reconstruction
+                        # (TiTok on proxy codes) may then skip it and return None
+    no_weight_decay = ("codebook", "pos")  # never decayed: the codes and the position tables
 
-    reconstruct = True  # set by the training loop on the steps it logs: a forward whose loss needs no
-                        # reconstruction (TiTok on proxy codes) may then skip it and return None
+    def training_loss(self, pixels: torch.Tensor, generator: torch.Generator | None = None):
+        """(B, S, S, 3) uint8 -> (loss, the other scalar losses of forward)."""
+        x = pixels.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S) in [0, 1], as fuselip.images.to_tensor
+        _, _, losses = self(x)
+        return losses["loss"], {k: v for k, v in losses.items()
+                                if k != "loss" and torch.is_tensor(v) and v.ndim == 0}
+
+    def begin_step(self, step: int, steps: int, logged: bool = True) -> None:
+        """Before every step, as a function of the step alone (so that a resumed run continues exactly): the
+        model's own stages (training_phase), z passed unquantised for the first tokenizer.vq_warmup of the steps
+        (then every code re-seeded from encoder outputs), a reconstruction on the logged steps."""
+        self.training_phase(step, steps)
+        self.reconstruct = logged
+        vq_from = int(self.config.vq_warmup * steps)
+        self.quantizer.bypass = step < vq_from
+        if step == vq_from and vq_from > 0:
+            self.quantizer.reseed_all_codes()
+
+    def end_step(self, step: int, steps: int) -> None:
+        """After every optimiser step: dead codes re-seeded until tokenizer.dead_code_until of the steps."""
+        until = self.config.dead_code_until
+        self.quantizer.reseeding = step < (int(until * steps) if until > 0 else steps)
+        self.after_step()
 
     def prepare_training(self) -> None:
-        """Called once by the training loop after building the model, before a resume: load what training
-        needs besides the model's own weights (TiTok: its frozen proxy tokenizer)."""
+        """Called once after building the model, before a resume: load what training needs besides the model's
+        own weights (TiTok: its frozen proxy tokenizer)."""
 
     def training_phase(self, step: int, steps: int) -> None:
-        """Called by the training loop before every step: a model trained in stages switches them here, as a
-        function of the step alone, so that a resumed run continues exactly."""
+        """A model trained in stages switches them here (begin_step), as a function of the step alone."""
 
     def after_step(self) -> int:
-        """Called by the training loop after every optimiser step (dead-code re-seeding)."""
+        """Dead-code re-seeding after an optimiser step (end_step)."""
         return self.quantizer.reseed_dead_codes()
 
     def influence_maps(self, codes: torch.Tensor, replacement: torch.Tensor | None = None) -> torch.Tensor:
@@ -176,6 +195,8 @@ class ImageTokenizer(nn.Module):
         return tensors
 
     def import_tensors(self, tensors: dict[str, torch.Tensor], where: str) -> None:
+        """The weights of a shipped folder, or of a training run's checkpoint (whose train state is left out)."""
+        tensors = {k: v for k, v in tensors.items() if self.exported(k)}
         check_state_dict(self.export_tensors(), tensors, where)
         self.load_state_dict(tensors, strict=False)  # copies into the model's own dtype (fp16 files -> fp32)
 

@@ -312,10 +312,6 @@ class TiTokTokenizer(ImageTokenizer):
             else:
                 p.requires_grad_(stage == 1 or name.split(".")[0] in self.DECODER_SIDE)
 
-    @property
-    def progress_losses(self) -> tuple[str, ...]:
-        return ("proxy_acc",) if self.proxy is not None and int(self.decoder_stage) == 1 else ()
-
     def forward(self, x):
         """Without a proxy: ImageTokenizer.forward (pixels, MSE). With one: stage 1 (cross-entropy on the proxy's
         codes; the reconstruction, from the argmax codes, is only looked at, so it is None unless
