@@ -50,6 +50,7 @@ from fuselip.bottleneck_probe import (CLASS_NAMES, PROBE_OBJECTS, PROBE_ROWS, PR
                                       probe_by_objects, probe_markdown, probe_scene_count, probe_world,
                                       resolve_features)
 from fuselip.checkpoint import load_model, write_json_atomic
+from fuselip.contract import Compactable, Configured
 from fuselip.data.world import parse_counts
 from fuselip.linear_probes import linear_probe_multiclass, majority_chance
 
@@ -84,9 +85,12 @@ def _named(paths: Sequence[str], names: Sequence[str] | None) -> dict[str, dict]
     return {name: _load_json(p) for name, p in zip(names, paths)}
 
 
-def model_record(path: str | Path, model, seconds: float) -> dict:
-    return {"checkpoint": str(path), "kind": getattr(model, "checkpoint_kind", type(model).__name__),
-            "parameters": effective_parameters(model) if hasattr(model, "token_seen") else None,
+def model_record(path: str | Path, model: torch.nn.Module, seconds: float) -> dict:
+    """What a results file says of its model: the checkpoint, its kind (else its class), the parameters that data
+    can reach (a model with a token table, fuselip.baselines.effective_parameters; else None) and the time taken."""
+    return {"checkpoint": str(path),
+            "kind": model.checkpoint_kind if isinstance(model, Configured) else type(model).__name__,
+            "parameters": effective_parameters(model) if isinstance(model, Compactable) else None,
             "seconds": round(seconds, 1)}
 
 

@@ -36,8 +36,9 @@ def evaluate_by_objects(model, objects: Sequence[int] = DEFAULT_OBJECTS, *, worl
     objects = check_counts(objects)
     image_size = image_size or ev.model_image_size(model)
     worlds = tuple(worlds) if worlds is not None else ev.default_worlds()
+    by_objects: dict[str, dict] = {}
     out = {"objects": list(objects), "split": split, "seed": seed, "n_items": n_items,
-           "position_twins": ev.benchmark_twins(position_twins), "image_size": image_size, "by_objects": {}}
+           "position_twins": ev.benchmark_twins(position_twins), "image_size": image_size, "by_objects": by_objects}
     for k in objects:
         source = ev.benchmark_items(split, n_items, seed, image_size, position_twins, objects=(k,))
         chances: dict[str, dict[str, dict]] = {}
@@ -58,7 +59,7 @@ def evaluate_by_objects(model, objects: Sequence[int] = DEFAULT_OBJECTS, *, worl
                         if kind in level["kinds"]:
                             sub["chance"] = level["kinds"][kind]
         results["mean_chance"] = _world_mean(results, "chance")
-        out["by_objects"][str(k)] = results
+        by_objects[str(k)] = results
     return out
 
 

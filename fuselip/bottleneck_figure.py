@@ -30,19 +30,19 @@ def bottleneck_figure(results: dict[str, dict], probes: dict[str, dict] | None =
         raise ValueError("nothing to draw: the results hold none of the tasks and no probe was given")
     columns = min(columns, max(len(tasks), len(probe_panels)))
     gap = -len(tasks) % columns  # the probes start a row of their own
-    panels = [("task", t) for t in tasks] + [("blank", None)] * (gap if probe_panels else 0) + \
-             [("probe", p) for p in probe_panels]
+    # a task's name, None for a blank, a probe's (world, read-out)
+    panels: list[str | tuple[str, str] | None] = [*tasks, *[None] * (gap if probe_panels else 0), *probe_panels]
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.9 * rows), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     names = list(dict.fromkeys(list(results) + list(probes or {})))
     style = {name: colours[i % len(colours)] for i, name in enumerate(names)}
-    for ax, (what, panel) in zip(axes.flat, panels):
-        if what == "blank":
+    for ax, panel in zip(axes.flat, panels):
+        if panel is None:
             ax.axis("off")
             continue
-        if what == "task":
-            chance = None
+        chance: tuple[list[int], list[float]] | None = None  # (counts, chance levels) of the first model
+        if isinstance(panel, str):
             for name, r in results.items():
                 counts = r["objects"]
                 ys = [value_at(r, k, panel, world) for k in counts]
@@ -51,7 +51,6 @@ def bottleneck_figure(results: dict[str, dict], probes: dict[str, dict] | None =
             ax.set_title(f"{panel} ({world})", fontsize=9)
         else:
             w, name = panel
-            chance = None
             for model_name, probe in (probes or {}).items():
                 by_k = probe["worlds"].get(w, {})
                 counts = [k for k in probe["objects"] if name in by_k.get(str(k), {})]
@@ -65,7 +64,7 @@ def bottleneck_figure(results: dict[str, dict], probes: dict[str, dict] | None =
         ax.set_ylim(0, 100)
         ax.set_xticks(range(1, 10))
         ax.set_xlabel("objects per scene", fontsize=8)
-        ax.set_ylabel("top-1 (%)" if what == "task" else "read-out accuracy (%)", fontsize=8)
+        ax.set_ylabel("top-1 (%)" if isinstance(panel, str) else "read-out accuracy (%)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:

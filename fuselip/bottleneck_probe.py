@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from fuselip import evaluate as ev
+from fuselip.contract import Encoder, ImageTower, eval_mode
 from fuselip.data.tasks import make_rng, make_world
-from fuselip.data.world import check_counts
+from fuselip.data.world import Obj, Scene, check_counts
 from fuselip.images import preprocess
 from fuselip.linear_probes import linear_probe_multiclass, majority_chance
 from fuselip.vit import attention_backend
@@ -27,40 +28,34 @@ PROBE_TITLES = {"colour": "colour of the object in each cell", "class": "class o
 CLASS_NAMES = {"shapes": "shape", "emoji": "category"}   # what `class` reads in each world (World.class_label)
 
 
-def image_vectors(model, images: Sequence[np.ndarray], features: str = "auto",
+def image_vectors(model: Encoder, images: Sequence[np.ndarray], features: str = "auto",
                   batch_size: int = ev.ENCODE_BATCH) -> torch.Tensor:
     """(N, D) float32 vectors of images alone.
     features: "tower" = a late-fusion model's image-tower vector (`encode_pixels`: the one vector of the image that
     its fusion reads), "encode" = `model.encode(images)` (any model; FuseLIP: the image and the empty text, pooled
     at eot), "auto" = "tower" where the model has one, else "encode"."""
-    features = resolve_features(model, features)
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
+    tower = model if resolve_features(model, features) == "tower" and isinstance(model, ImageTower) else None
     out = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = list(images[start:start + batch_size])
-                if features == "encode":
-                    out.append(torch.as_tensor(model.encode(images=batch)).float().cpu())
-                    continue
-                pixels = torch.from_numpy(np.stack([preprocess(im, model.image_size) for im in batch]))
-                device = next(model.parameters()).device
-                with attention_backend(device):
-                    out.append(model.encode_pixels(pixels.to(device)).float().cpu())  # (B, E)
-    finally:
-        if was_training and hasattr(model, "train"):
-            model.train()
+    with eval_mode(model), torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            batch = list(images[start:start + batch_size])
+            if tower is None:
+                out.append(torch.as_tensor(model.encode(images=batch)).float().cpu())
+                continue
+            pixels = torch.from_numpy(np.stack([preprocess(im, tower.image_size) for im in batch]))
+            device = next(tower.parameters()).device if isinstance(tower, torch.nn.Module) else torch.device("cpu")
+            with attention_backend(device):
+                out.append(tower.encode_pixels(pixels.to(device)).float().cpu())  # (B, E)
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def resolve_features(model, features: str) -> str:
+def resolve_features(model: object, features: str) -> str:
+    """"tower" or "encode" (`image_vectors`): "auto" is "tower" for a model with an image tower (`ImageTower`)."""
     if features not in ("auto", "tower", "encode"):
         raise ValueError(f"features must be auto, tower or encode, got {features!r}")
     if features == "auto":
-        return "tower" if hasattr(model, "encode_pixels") else "encode"
-    if features == "tower" and not hasattr(model, "encode_pixels"):
+        return "tower" if isinstance(model, ImageTower) else "encode"
+    if features == "tower" and not isinstance(model, ImageTower):
         raise ValueError(f"{type(model).__name__} has no separate image tower (early fusion reads image tokens "
                          f"with the text); probe it with features='encode'")
     return features
@@ -85,7 +80,8 @@ def probe_world(model, world_name: str, k: int, *, rows: int = PROBE_ROWS, split
     rng = make_rng("probe", seed, split, world_name, k, image_size)
     need_empty = rows // 2 if k < 9 else 0
     occupied_count, empty_count = np.zeros(9, int), np.zeros(9, int)
-    scenes, vectors = [], []
+    scenes: list[Scene] = []
+    vectors: list[torch.Tensor] = []
     while occupied_count.min() < rows or empty_count.min() < need_empty:
         if len(scenes) > 50 * probe_scene_count(k, rows):
             raise RuntimeError(f"probe: could not fill every cell's rows at {k} objects")
@@ -99,7 +95,7 @@ def probe_world(model, world_name: str, k: int, *, rows: int = PROBE_ROWS, split
     n = len(scenes)
     x = torch.cat(vectors)  # (n, D)
     at = [{o.cell: o for o in s.objects} for s in scenes]
-    readers = {"class": world.class_label}
+    readers: dict[str, Callable[[Obj], str]] = {"class": world.class_label}
     if world.colours():
         readers["colour"] = lambda o: o.colour
     out: dict = {"scenes": n}
@@ -136,13 +132,14 @@ def probe_by_objects(model, objects: Sequence[int] = PROBE_OBJECTS, *, worlds: S
     objects = check_counts(objects)
     image_size = image_size or ev.model_image_size(model)
     worlds = tuple(worlds) if worlds is not None else ev.default_worlds()
+    by_world: dict[str, dict[str, dict]] = {}
     out = {"objects": list(objects), "split": split, "seed": seed, "rows": rows,
-           "features": resolve_features(model, features), "image_size": image_size, "worlds": {}}
+           "features": resolve_features(model, features), "image_size": image_size, "worlds": by_world}
     for world in worlds:
         for k in objects:
             if progress:
                 progress(f"probe {world} · {k} objects · {probe_scene_count(k, rows)} scenes")
-            out["worlds"].setdefault(world, {})[str(k)] = probe_world(
+            by_world.setdefault(world, {})[str(k)] = probe_world(
                 model, world, k, rows=rows, split=split, seed=seed, features=features, image_size=image_size,
                 batch_size=batch_size)
     return out

@@ -56,13 +56,15 @@ def item_choices(items: Sequence[EvalItem], embeddings: dict[bytes, torch.Tensor
     return choices
 
 
-def percent(flags: Sequence[bool]) -> float:
-    return 100.0 * sum(flags) / len(flags) if flags else float("nan")
+def percent(scores: Sequence[float]) -> float:
+    """The mean of per-item scores in [0, 1] (True/False for right/wrong, or a chance level) in percent."""
+    return 100.0 * sum(scores) / len(scores) if scores else float("nan")
 
 
-def task_accuracy(items: Sequence[EvalItem], correct: Sequence[bool]) -> dict:
-    """{"top1", "n", "kinds"}: top1 is the mean over kinds when items have kinds, else item accuracy."""
-    by_kind: dict[str, list[bool]] = defaultdict(list)
+def task_accuracy(items: Sequence[EvalItem], correct: Sequence[float]) -> dict:
+    """{"top1", "n", "kinds"}: top1 is the mean over kinds when items have kinds, else item accuracy. `correct`
+    holds each item's score in [0, 1]: right/wrong as a bool, or (eval_chance) its chance of being right."""
+    by_kind: dict[str, list[float]] = defaultdict(list)
     for item, ok in zip(items, correct):
         by_kind[item.kind].append(ok)
     kinds = {k: {"top1": percent(v), "n": len(v)} for k, v in sorted(by_kind.items()) if k}

@@ -22,8 +22,8 @@ def _rows(*results: dict) -> list[tuple[str, str, str]]:
 def _cell(results: dict, world: str, task: str, kind: str) -> float | None:
     if world == "mean":
         if kind:
-            values = [_cell(results, w, task, kind) for w in results["worlds"]]
-            values = [v for v in values if v is not None]
+            cells = [_cell(results, w, task, kind) for w in results["worlds"]]
+            values = [v for v in cells if v is not None]
             return sum(values) / len(values) if values else None
         return results["mean"].get(task)
     entry = results["worlds"].get(world, {}).get(task)

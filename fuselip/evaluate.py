@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from fuselip.contract import EmbeddingModel
 from fuselip.data.types import EvalItem
 from fuselip.eval_binding import position_binding
 from fuselip.eval_chance import chance_levels, item_chance, retrieval_chance, task_chance, twin_chance
@@ -84,11 +85,9 @@ def evaluate(model, items: ItemSource | None = None, *, worlds: Sequence[str] | 
     return run_suite(measure, items, worlds, tasks, split, n_items, seed, image_size, position_twins)
 
 
-def model_image_size(model) -> int:
-    """The pixel size a model reads: a baseline's `image_size`, or FuseLIP's tokenizer's."""
-    if hasattr(model, "image_size"):
-        return int(model.image_size)
-    return int(model.tokenizer.config.image_size)
+def model_image_size(model: EmbeddingModel) -> int:
+    """The pixel size a model reads (fuselip.contract.EmbeddingModel.image_size: FuseLIP's is its tokenizer's)."""
+    return int(model.image_size)
 
 
 def measure_slice(model, split: str = "test", seed: int = 0, worlds: Sequence[str] | None = None,

@@ -49,6 +49,7 @@ from fuselip.pretrained_keys import (BLOCK_RENAMES, FUSELIP_BLOCK, HEAD_RENAMES,
                                      TOKENIZER_PREFIX, check_keys, titok_key, to_official, to_ours)
 from fuselip.pretrained_random import TITOK_SIZES, release_config, write_random_release
 from fuselip.pretrained_titok import TOKENIZERS, TokenizerFacts, build_titok, load_tokenizer_release
+from fuselip.tokenizers.titok_official import OfficialTiTok
 
 __all__ = [
     "load_pretrained", "release_kind", "RELEASES", "sample_picture", "sample_embedding_norm", "main",
@@ -64,7 +65,7 @@ RELEASES = ("chs20/FuseLIP-S-CC3M-MM", "chs20/FuseLIP-B-CC3M-MM", "chs20/FuseLIP
 
 
 def load_pretrained(name_or_path: str | os.PathLike, download: bool = False, cache_dir: str | os.PathLike | None = None,
-                    bf16: bool = False, device: str | torch.device | None = None):
+                    bf16: bool = False, device: str | torch.device | None = None) -> ReleasedFuseLIP | OfficialTiTok:
     """A released FuseLIP (-> ReleasedFuseLIP) or official TiTok tokenizer (-> OfficialTiTok), by folder or name.
 
     download: fetch a name missing from the Hugging Face cache (never done otherwise).
@@ -74,6 +75,7 @@ def load_pretrained(name_or_path: str | os.PathLike, download: bool = False, cac
     config_path, weights = locate(name_or_path, download=download, cache_dir=cache_dir)
     config = read_config(config_path)
     source = str(name_or_path)
+    model: ReleasedFuseLIP | OfficialTiTok
     if "model_name" in config or "image_tokenizer" in config:
         model = load_fuselip_release(config, weights, source, bf16=bf16)
     elif isinstance(config.get("model"), dict) and "vq_model" in config["model"]:

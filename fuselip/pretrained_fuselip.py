@@ -27,6 +27,7 @@ class ReleasedFuseLIP(FuseLIP):
     Saving it in this project's checkpoint format is not supported: load it from its release again."""
 
     pad_id_is_padding = True
+    tokenizer: OfficialTiTok  # FuseLIP's any `Tokenizer`, here always the released TiTok (its config, parameters)
 
     def __init__(self, encoder: EncoderConfig, tokenizer: OfficialTiTok, source: str = ""):
         super().__init__(encoder, tokenizer)

@@ -44,7 +44,8 @@ def write_random_release(folder: str | os.PathLike, size: str = "base", seed: in
     titok = OfficialTiTokConfig(name=name, width=width, layers=layers, heads=heads,
                                 code_dim=12 if size == "small" else 64, codebook_size=4096 if size == "small" else 8192,
                                 l2_codes=size == "small", legacy=size == "small")
-    encoder = EncoderConfig(**TRANSFORMER_SIZES[size], context_length=180)
+    sizes = TRANSFORMER_SIZES[size]
+    encoder = EncoderConfig(width=sizes["width"], layers=sizes["layers"], heads=sizes["heads"], context_length=180)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         tokenizer = OfficialTiTok(titok)

@@ -107,6 +107,25 @@ def test_probe_by_objects_runs_on_both_worlds_and_on_early_fusion(late):
     assert tower.shape == (2, late.embed_dim)
 
 
+def test_image_vectors_embed_in_eval_mode_and_a_training_model_trains_again(late):
+    images = [np.full((64, 64, 3), v, np.uint8) for v in (0, 128)]
+    expected = bn.image_vectors(late, images)
+    late.train()
+    try:
+        assert torch.equal(bn.image_vectors(late, images), expected)
+        assert late.training
+    finally:
+        late.eval()
+
+
+def test_model_record_reads_the_kind_and_the_token_table_from_the_contract(late):
+    record = bn.model_record("folder", late, 1.24)
+    assert record == {"checkpoint": "folder", "kind": "siglip-mlf", "parameters": late.effective_parameters(),
+                      "seconds": 1.2}
+    other = bn.model_record("folder", torch.nn.Linear(2, 2), 0.0)  # neither Configured nor Compactable
+    assert other["kind"] == "Linear" and other["parameters"] is None
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:text ids")  # an untrained checkpoint: its text table was never trained
 def test_figure_and_command_lines(late, tmp_path, capsys):

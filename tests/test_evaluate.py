@@ -38,6 +38,28 @@ class TableModel:
         return torch.stack(rows)
 
 
+class ModeModel(torch.nn.Module):
+    """A torch module with the encode API that records whether it was training at each call."""
+
+    def __init__(self):
+        super().__init__()
+        self.modes: list[bool] = []
+
+    def encode(self, images=None, texts=None):
+        self.modes.append(self.training)
+        n = len(images) if images is not None else len(texts)
+        return torch.nn.functional.normalize(torch.ones(n, DIM), dim=1)
+
+
+def test_sides_are_embedded_in_eval_mode_and_a_training_model_trains_again():
+    model = ModeModel().train()
+    out = evaluate.embed_unique(model, [Side(None, "a"), Side(None, "b"), Side(None, "a")])
+    assert len(out) == 2 and model.modes == [False] and model.training
+    model.eval()
+    evaluate.embed_unique(model, [Side(None, "a")])
+    assert not model.training  # an evaluating model stays in eval mode
+
+
 def axis(i: int, scale: float = 1.0) -> list[float]:
     v = [0.0] * DIM
     v[i] = scale

@@ -68,15 +68,14 @@ def make_world(name: str, image_size: int = 64, objects=()) -> World:
 
 @lru_cache(maxsize=None)
 def _make_world(name: str, image_size: int, objects: tuple[int, ...]) -> World:
+    # config None: the world's own (default) config
     if name == "shapes":
-        from fuselip.data.shapes import ShapesConfig as Config, ShapesWorld as Cls
-    elif name == "emoji":
-        from fuselip.data.emoji import EmojiConfig as Config, EmojiWorld as Cls
-    else:
-        raise ValueError(f"unknown world {name!r}; known: {', '.join(WORLDS)}")
-    if objects:
-        return Cls(with_counts(Config(), objects), image_size=image_size)
-    return Cls(image_size=image_size)
+        from fuselip.data.shapes import ShapesConfig, ShapesWorld
+        return ShapesWorld(with_counts(ShapesConfig(), objects) if objects else None, image_size=image_size)
+    if name == "emoji":
+        from fuselip.data.emoji import EmojiConfig, EmojiWorld
+        return EmojiWorld(with_counts(EmojiConfig(), objects) if objects else None, image_size=image_size)
+    raise ValueError(f"unknown world {name!r}; known: {', '.join(WORLDS)}")
 
 
 def make_rng(*parts) -> random.Random:
@@ -116,11 +115,11 @@ def check_data_config(data: DataConfig) -> None:
             raise ValueError(f"data.worlds: unknown world {w!r}; known: {', '.join(WORLDS)}")
     if len(data.world_weights) != len(data.worlds):
         raise ValueError(f"data.world_weights has {len(data.world_weights)} entries for {len(data.worlds)} worlds")
-    for t, w in data.task_weights.items():
+    for t, weight in data.task_weights.items():
         if t not in TASKS:
             raise ValueError(f"data.task_weights: unknown task {t!r}; known: {', '.join(TASKS)}")
-        if w < 0:
-            raise ValueError(f"data.task_weights.{t} is negative ({w})")
+        if weight < 0:
+            raise ValueError(f"data.task_weights.{t} is negative ({weight})")
     if any(w < 0 for w in data.world_weights) or sum(data.world_weights) <= 0:
         raise ValueError(f"data.world_weights must be non-negative with a positive sum, got {data.world_weights}")
     if sum(data.task_weights.values()) <= 0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -81,13 +82,16 @@ class WorldConfig:
 MAX_OBJECTS = len(CELL_NAMES)  # one object per cell at most
 
 
-def with_counts(config: WorldConfig, counts) -> WorldConfig:
+AnyWorldConfig = TypeVar("AnyWorldConfig", bound="WorldConfig")
+
+
+def with_counts(config: AnyWorldConfig, counts) -> AnyWorldConfig:
     """`config` for scenes of exactly these object counts (each 1..9, one object per cell at most).
 
     The world then spans the whole layout, 1 to 9 objects, whatever the counts drawn: edits may add an object up
     to 9 and remove one down to 1, and the count question's answers are "zero" to "nine". So a test set of one
     count (counts=(k,)) asks the same questions with the same answer lists as any other count, and a training
-    mixture (counts=(1, …, 9)) lets edits cross between counts."""
+    mixture (counts=(1, …, 9)) lets edits cross between counts. The result has the type of `config`."""
     return dataclasses.replace(config, min_objects=1, max_objects=MAX_OBJECTS, counts=check_counts(counts))
 
 
