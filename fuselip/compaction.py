@@ -10,11 +10,11 @@ embedding other ids (`encode`, validation) before saving changes nothing (tests/
 
 Why this is honest: the embedding of any input made of kept ids reads only kept rows, so it is bit-identical to the
 full model's (tests/test_model.py checks it; `pair_training.ship_run` re-runs the validation on the loaded copy and
-reports the largest difference as `export_shift`). A row that is not kept belongs to an id that appeared in no training input:
-in FuseLIP it holds its random initialisation, shrunk by weight decay (and, with `mmm_vocab="full"`, nudged only
-through the MMM softmax denominator); it carries no learned information, and zeros carry none either. A compacted
-model warns once when it meets an id it did not keep (`check_kept`). FuseLIP's MMM head bias is stored in full
-(V floats). The full, uncompacted state is what the training checkpoints in runs/ hold (exact resume needs it).
+reports the largest difference as `export_shift`). A row that is not kept belongs to an id that appeared in no
+training input: in FuseLIP it holds its random initialisation, shrunk by weight decay (and, with `mmm_vocab="full"`,
+nudged only through the MMM softmax denominator); it carries no learned information, and zeros carry none either. A
+compacted model warns once when it meets an id it did not keep (`check_kept`). FuseLIP's MMM head bias is stored in
+full (V floats). The full, uncompacted state is what the training checkpoints in runs/ hold (exact resume needs it).
 FuseLIP and the baselines are both fuselip.contract.Compactable, and both export and import their table through
 `compact_table` / `expand_table`.
 """

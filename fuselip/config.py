@@ -1,10 +1,16 @@
-"""Typed configuration: dataclasses, named presets stored as JSON data, and command-line overrides.
+"""Reading a run's configuration: from mappings (type-checked), named presets stored as JSON data, and command-line
+overrides. The settings themselves, with their defaults and meanings, are the dataclasses of fuselip/settings.py.
 
-A run is described by one `RunConfig` whose sections are the dataclasses below. Presets live as JSON
-files in `fuselip/presets/<family>/<name>.json` (family = tokenizer | fuselip | baseline | mae) and hold only
-the values that differ from the dataclass defaults. Command lines never mirror flags by hand:
-`add_override_arguments` generates `--section.field=value` for every field, and `from_dict` rejects
-unknown keys and wrong types with a message that names the key.
+A run is described by one `RunConfig` whose sections are those dataclasses. Four families of runs read it,
+each only its own part (FAMILY_FIELDS): a tokenizer run (tokenizer, the image pool, train), a FuseLIP run (the
+tokenizer it reads, its encoder, the pair data, train), a baseline run (a late-fusion encoder, the pair data,
+train) and an MAE run (the ViT of a baseline encoder, mae, the image pool, train). Presets live as JSON files in
+`fuselip/presets/<family>/<name>.json`, hold only values that differ from the dataclass defaults and only fields of
+their family; a FuseLIP preset names its tokenizer (`tokenizer_preset`, `tokenizer_checkpoint`) instead of copying
+its settings. Command lines never mirror flags by hand: `add_override_arguments(parser, family)` generates
+`--section.field=value` for every field of the family, and `from_dict` rejects unknown keys, wrong types and
+values outside a field's `Literal` choices with a message that names the key: a config is checked once, when it
+is made, and the code that reads it trusts it.
 """
 from __future__ import annotations
 
@@ -13,205 +19,81 @@ import contextlib
 import dataclasses
 import json
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from fuselip.settings import (REMOVED_FIELDS, REMOVED_FIELDS_LAST_AT, Checked, ConfigError, DataConfig,
+                              EncoderConfig, MAEConfig, RunConfig, TokenizerConfig, TrainConfig)
+
+__all__ = ["ConfigError", "Checked", "TokenizerConfig", "EncoderConfig", "DataConfig", "TrainConfig", "MAEConfig",
+           "RunConfig", "REMOVED_FIELDS", "REMOVED_FIELDS_LAST_AT", "FAMILY_FIELDS", "TOKENIZER_PRESET_KEY",
+           "family_fields", "from_dict", "to_dict", "preset_names", "load_preset", "add_override_arguments",
+           "apply_overrides", "config_errors_exit", "dump"]
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
-@dataclass
-class TokenizerConfig:
-    """A discrete image tokenizer (2-D VQ grid or 1-D TiTok) and its vector quantiser."""
-    kind: str = "grid"              # "grid" | "patch" | "titok"
-    image_size: int = 64            # square input side in pixels
-    codebook_size: int = 512
-    code_dim: int = 64
-    l2_codes: bool = False          # l2-normalised codes (TiTok-S style)
-    commitment: float = 0.25        # beta of the commitment loss
-    dead_code_threshold: float = 1.0  # codes used fewer times than this per window get re-seeded
-    dead_code_every: int = 50       # training steps per usage window (0: never re-seed)
-    dead_code_until: float = 0.8    # stop re-seeding after this fraction of the training steps (0: never stop)
-    recent_codes: int = 8192        # encoder outputs kept to re-seed dead codes from
-    codebook_weight: float = 1.0    # weight of the whole quantiser loss next to the reconstruction loss
-    vq_warmup: float = 0.0          # fraction of the training steps during which the decoder sees the
-                                    # continuous encoder output; at the switch every code is re-seeded from it
-    encode_bf16: bool = True        # encode()/decode() under bf16 autocast on CPU (codes are looked up in fp32)
-    # grid (convolutional VQ-VAE)
-    stem_patch: int = 4             # pixels are first folded into channels by this factor (space-to-depth)
-    channels: list[int] = field(default_factory=lambda: [64, 128])  # one per resolution; each after the first halves it
-    res_blocks: int = 1             # residual blocks at the lowest resolution (encoder and decoder)
-    decoder_res_blocks: int = 2     # residual blocks at the lowest resolution of the decoder
-    decoder_stage_blocks: int = 1   # residual blocks at each higher decoder resolution
-    decoder_channel_mult: float = 1.0  # decoder channels = encoder channels x this
-    # titok (ViT encoder/decoder with latent tokens)
-    patch_size: int = 8
-    num_latent_tokens: int = 32
-    width: int = 256
-    layers: int = 4
-    heads: int = 4
-    mlp_ratio: float = 4.0
-    decoder_width: int = 0          # 0: same as the encoder (TiTok-BL uses a larger decoder)
-    decoder_layers: int = 0
-    decoder_heads: int = 0
-    pixel_decoder_channels: list[int] = field(default_factory=list)  # [] : a linear map from each decoder
-                                    # patch token to its pixels; [c0, c1, …]: a small convolutional pixel decoder
-                                    # (like TiTok's second stage), c0 at the patch grid, doubling the side per entry
-    pos_grid_rms: float = 0.0       # titok: 0: positions start as N(0, 0.02) (ViT); > 0: the encoder's patch positions
-                                    # and the decoder's query positions start as a 2-D sine-cosine map of this RMS
-                                    # (fuselip.positions.grid_sincos), still learned: where a patch is, is visible next to
-                                    # its pixels from the first step
-    # titok trained on proxy codes (TiTok's own two-stage recipe, fuselip/tokenizers/titok.py): the decoder predicts
-    # the codes of a frozen grid tokenizer, whose decoder makes the pixels. The grid fields above (stem_patch,
-    # channels, res_blocks, decoder_*) then describe that grid; training checks them against the checkpoint.
-    proxy_checkpoint: str = ""      # the frozen grid tokenizer's folder ("": no proxy, the decoder makes pixels);
-                                    # read by training only: a trained TiTok holds the grid's codebook and decoder
-    proxy_codebook_size: int = 0    # the grid's codebook_size / code_dim / l2_codes
-    proxy_code_dim: int = 0
-    proxy_l2_codes: bool = False
-    proxy_merge_cos: float = 1.0    # stage 1's targets: a grid code whose vector has cosine >= this with an earlier
-                                    # code counts as that code (dead-code re-seeding leaves near-copies, e.g. of plain
-                                    # white, that decode to the same pixels but make the exact target arbitrary);
-                                    # 1.0: only exact copies
-    pixel_finetune: float = 0.0     # stage 2: this last fraction of the steps trains the decoder (and the grid's
-                                    # decoder) on pixels, from its soft codes; encoder and quantiser frozen
+# ---------------------------------------------------------------------------------------------
+# families: what each kind of run reads. Its presets and its command line hold nothing else; a field that is not
+# the family's keeps its default (e.g. a FuseLIP run has no vision_patch_size, a tokenizer run no train_pairs).
 
-
-@dataclass
-class EncoderConfig:
-    """The FuseLIP transformer (or, for baselines, the late-fusion model)."""
-    kind: str = "fuselip"           # "fuselip" | "siglip-sf" | "siglip-mlf"
-    width: int = 256
-    layers: int = 4
-    heads: int = 4
-    mlp_ratio: float = 4.0
-    context_length: int = 180
-    init_logit_scale: float = 2.302585092994046  # ln 10
-    init_logit_bias: float = -10.0
-    max_logit_scale: float = 4.605170185988092   # ln 100
-    mmm_probability: float = 0.1
-    mmm_weight: float = 0.25
-    mmm_reduction: str = "tokens"   # MMM loss: one mean over the masked tokens of both sides ("tokens", a literal
-                                    # reading of the paper) or one mean per side, added ("sides", the reference code)
-    mmm_pass: str = "shared"        # "shared": the masked pass also gives the contrastive embeddings (paper, reference
-                                    # code); "clean": they come from a second, unmasked pass (the fused query and its
-                                    # target are seen whole; ~1.6x the compute of a step)
-    mmm_vocab: str = "full"         # MMM softmax over the "full" joint vocabulary (paper) or only the ids "seen"
-                                    # in the training set (same targets, ~100x cheaper head on CPU)
-    fusion: str = "early"           # FuseLIP only. "early": image and text tokens in ONE sequence (the paper's model);
-                                    # "score": the ablation that fuses late with the same transformer, tokens and
-                                    # losses: image tokens and text tokens run as two separate sequences (they never
-                                    # attend to each other), embedding = normalise(e_image + e_text) as SigLIP-SF
-    length_buckets: int = 2         # training: each side's rows run in up to this many length buckets (1 or 2), each
-                                    # trimmed to its own longest row (short texts stop paying for image-length padding)
-    # late fusion only (fuselip/baselines.py): width/layers/heads/mlp_ratio size EACH of the two towers
-    vision_patch_size: int = 8
-    vision_stem: str = "patch"      # the ViT's input layer: "patch" (open_clip's one strided conv, the paper's ViT) or
-                                    # "conv" (a stack of 3x3 stride-2 convs, Xiao et al. 2021 "Early convolutions
-                                    # help transformers see better"): same token grid, learns faster from little data
-    vision_init: str = ""           # a ViT pretrained by train/pretrain_vision.py (masked autoencoder) to start the
-                                    # image tower from ("": from scratch, the paper's baselines); training only
-    embed_dim: int = 0              # projection of both towers = fusion width (0: same as width)
-    fusion_layers: int = 4          # MLF: pre-LN transformer over the 2-token [image, text] sequence
-    fusion_heads: int = 0           # MLF: attention heads of the fusion and the pooling (0: same as heads)
-
-
-@dataclass
-class DataConfig:
-    """Which worlds and tasks a run trains on, and how many of each."""
-    worlds: list[str] = field(default_factory=lambda: ["shapes", "emoji"])
-    world_weights: list[float] = field(default_factory=lambda: [0.5, 0.5])
-    task_weights: dict[str, float] = field(default_factory=lambda: {
-        "caption": 0.25, "tgit": 0.3, "vqa": 0.1, "crop": 0.05, "position": 0.25, "edit": 0.05})
-    image_size: int = 64
-    train_pairs: int = 150_000      # size of the generated (and token-cached) training set
-    group_size: int = 6             # most pairs in one hard-negative group (transformations/edits/questions of one image)
-    tgit_groups: str = "sampled"    # TGIT groups (fuselip.data.tasks.tgit_instructions): "sampled" (up to group_size
-                                    # of one kind), "full" (every evaluation candidate of the kind is a target, the
-                                    # unchanged image included), "reference" (the reference code's groups)
-    position_twins: str = "appearance"  # what the position twins differ in (fuselip.data.tasks.twin_attribute):
-                                        # "appearance": colour where a world has colours, else two emoji of one
-                                        # category; "colour": colour, else size; "size": size
-    objects: list[int] = field(default_factory=list)  # objects per scene, each scene drawing its count uniformly
-                                    # from this list (1..9, one per cell; e.g. [1, …, 9] for the bottleneck study,
-                                    # fuselip/bottleneck.py); [] = each world's own range (shapes 1–3, emoji 2–4)
-    curriculum_first: list[str] = field(default_factory=list)  # a curriculum: its first phase draws batches only
-                                    # from pairs of these worlds or tasks (e.g. ["shapes"] or ["caption"]) ...
-    curriculum_until: float = 0.0   # ... for this fraction of train.steps; then every pair (0: no curriculum)
-    val_items: int = 200            # evaluation items per task for periodic validation
-    seed: int = 0
-    tokenizer_images: int = 30_000  # image pool a tokenizer trains on (sample_images, train split)
-    tokenizer_val_images: int = 256  # validation images per world for a tokenizer run
-    csv: str = ""                   # optional user data: CSV of (filepath, title)
-    image_folder: str = ""          # optional user data: folder of images
-
-
-@dataclass
-class TrainConfig:
-    """The training engine: optimiser, schedule, precision, checkpoints."""
-    batch_size: int = 128
-    steps: int = 1000
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.98
-    eps: float = 1e-8
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    duplicates: str = "positive"    # rows whose right sides are identical: "positive" of each other, or "negative"
-                                    # (only a row's own target is positive, as in the reference code)
-    precision: str = "bf16"         # "bf16" | "fp32"
-    seed: int = 0
-    log_every: int = 10
-    val_every: int = 500
-    checkpoint_every: int = 200
-    out_dir: str = "runs/fuselip-tiny"
-    device: str = "cpu"
-    threads: int = 0                # 0: let torch decide
-
-
-@dataclass
-class MAEConfig:
-    """Masked-autoencoder pretraining of a baseline's ViT (fuselip/mae.py; He et al. 2022)."""
-    mask_ratio: float = 0.75        # share of the patches the encoder never sees
-    decoder_width: int = 128        # the light decoder that is thrown away after pretraining
-    decoder_layers: int = 2
-    decoder_heads: int = 4
-    norm_pix_loss: bool = True      # targets: each patch's pixels standardised by its own mean and std
-
-
-# Knobs removed after the experiments that used them changed no result (docs/results/README.md tells them): each with
-# the default it always had. An old config (a shipped checkpoint's, a run's run_config.json) may still hold one:
-# at that value it is dropped, at any other value loading stops, since this package cannot rebuild that run.
-REMOVED_FIELDS_LAST_AT = "36e4176"  # the last commit that has them: check it out to rerun such a run
-REMOVED_FIELDS: dict[type, dict[str, Any]] = {
-    EncoderConfig: {"pos_init": "normal"},
-    DataConfig: {"position_size_questions": False, "position_counterfactuals": False,
-                 "position_where_questions": False, "crop_location_queries": 0.0},
+_ENCODER_SHARED = ("kind", "width", "layers", "heads", "mlp_ratio", "context_length", "init_logit_scale",
+                   "init_logit_bias", "max_logit_scale")
+FUSELIP_ENCODER = _ENCODER_SHARED + ("mmm_probability", "mmm_weight", "mmm_reduction", "mmm_pass", "mmm_vocab",
+                                     "fusion", "length_buckets")
+LATE_FUSION_ENCODER = _ENCODER_SHARED + ("vision_patch_size", "vision_stem", "vision_init", "embed_dim",
+                                         "fusion_layers", "fusion_heads")
+VIT_ENCODER = ("kind", "width", "layers", "heads", "mlp_ratio", "vision_patch_size", "vision_stem", "embed_dim")
+POOL_DATA = ("worlds", "world_weights", "image_size", "objects", "seed", "tokenizer_images", "tokenizer_val_images",
+             "csv", "image_folder")  # an image pool (tokenizers, the MAE)
+PAIR_DATA = tuple(f.name for f in dataclasses.fields(DataConfig)
+                  if f.name not in ("tokenizer_images", "tokenizer_val_images", "csv", "image_folder"))
+ALL_FIELDS = None
+FAMILY_FIELDS: dict[str, dict[str, tuple[str, ...] | None]] = {  # family -> {section: its fields (None: all)}
+    "tokenizer": {"tokenizer": ALL_FIELDS, "data": POOL_DATA, "train": ALL_FIELDS},
+    "fuselip": {"tokenizer_checkpoint": ALL_FIELDS, "tokenizer": ALL_FIELDS, "encoder": FUSELIP_ENCODER,
+                "data": PAIR_DATA, "train": ALL_FIELDS},  # tokenizer: what an "untrained" tokenizer is built from
+    "baseline": {"encoder": LATE_FUSION_ENCODER, "data": PAIR_DATA, "train": ALL_FIELDS},
+    "mae": {"encoder": VIT_ENCODER, "mae": ALL_FIELDS, "data": POOL_DATA, "train": ALL_FIELDS},
 }
+TOKENIZER_PRESET_KEY = "tokenizer_preset"  # a FuseLIP preset's name for the tokenizer preset it reads images with
 
 
-@dataclass
-class RunConfig:
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    mae: MAEConfig = field(default_factory=MAEConfig)
-    tokenizer_checkpoint: str = ""  # frozen image tokenizer that a FuseLIP run reads images with: a checkpoint
-                                    # folder, or "untrained" (fuselip.model.build_fuselip)
+def family_fields(family: str) -> list[str]:
+    """The dotted leaf fields a family's runs read, e.g. "encoder.width", "tokenizer_checkpoint"."""
+    if family not in FAMILY_FIELDS:
+        raise ConfigError(f"no run family {family!r}; families: {', '.join(FAMILY_FIELDS)}")
+    sections = FAMILY_FIELDS[family]
+    out = []
+    for name, _ in _leaf_fields(RunConfig):
+        section, _, leaf = name.partition(".")
+        if section in sections and (sections[section] is None or leaf in (sections[section] or ())):
+            out.append(name)
+    return out
+
+
+def _check_family(data: dict, family: str, where: str) -> None:
+    """A ConfigError naming the first setting in `data` (a preset's JSON) that the family does not read."""
+    allowed = set(family_fields(family))
+    for key, value in data.items():
+        names = [f"{key}.{leaf}" for leaf in value] if isinstance(value, dict) and key != "tokenizer_checkpoint" \
+            else [key]
+        for name in names:
+            if name not in allowed:
+                raise ConfigError(f"{where}: {name} is not a setting of a {family} run (fuselip.config.FAMILY_FIELDS)")
 
 
 # ---------------------------------------------------------------------------------------------
 # dict <-> dataclass, with type checking
 
 
-class ConfigError(ValueError):
-    pass
-
-
 def _check_value(value: Any, annotation: Any, where: str) -> Any:
     origin = typing.get_origin(annotation)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{where}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a section (object), got {value!r}")
@@ -285,12 +167,19 @@ def preset_names(family: str) -> list[str]:
 
 
 def load_preset(family: str, name: str) -> RunConfig:
+    """The preset's values over the defaults. A FuseLIP preset's `tokenizer_preset` fills the tokenizer section from
+    that tokenizer preset (what an untrained stand-in is built from; a trained checkpoint brings its own)."""
     path = PRESET_DIR / family / f"{name}.json"
     if not path.exists():
         raise ConfigError(f"no {family} preset named {name!r}; available: {', '.join(preset_names(family))}")
     with open(path) as f:
         data = json.load(f)
-    return from_dict(RunConfig, data, "")
+    tokenizer_preset = data.pop(TOKENIZER_PRESET_KEY, None) if family == "fuselip" else None
+    _check_family(data, family, str(path.relative_to(PRESET_DIR.parent)))
+    config = from_dict(RunConfig, data, "")
+    if tokenizer_preset is not None:
+        config.tokenizer = load_preset("tokenizer", tokenizer_preset).tokenizer
+    return config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,6 +199,8 @@ def _leaf_fields(cls, prefix: str = ""):
 def _parse_leaf(text: str, annotation: Any, where: str) -> Any:
     if annotation is str:
         return text
+    if typing.get_origin(annotation) is Literal:  # the choices are strings
+        return _check_value(text, annotation, f"--{where}")
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -319,10 +210,19 @@ def _parse_leaf(text: str, annotation: Any, where: str) -> Any:
     return _check_value(value, annotation, f"--{where}")
 
 
-def add_override_arguments(parser: argparse.ArgumentParser, cls=RunConfig) -> None:
-    """Adds one `--section.field` option per leaf field of `cls` (values parsed and type-checked later)."""
-    group = parser.add_argument_group("config overrides (generated from fuselip.config)")
-    for name, annotation in _leaf_fields(cls):
+def add_override_arguments(parser: argparse.ArgumentParser, family: str | None = None) -> None:
+    """Adds one `--section.field` option per leaf field that runs of `family` read (every field of RunConfig when
+    None); values are parsed and type-checked by apply_overrides."""
+    group = parser.add_argument_group(f"{family or 'config'} settings (generated from fuselip.config)")
+    fields = set(family_fields(family)) if family is not None else None
+    for name, annotation in _leaf_fields(RunConfig):
+        if fields is not None and name not in fields:
+            continue
+        if typing.get_origin(annotation) is Literal:
+            choices = typing.get_args(annotation)
+            group.add_argument(f"--{name}", dest=f"override:{name}", default=None, metavar="|".join(choices),
+                               help="one of " + ", ".join(choices))
+            continue
         type_name = getattr(annotation, "__name__", str(annotation))
         group.add_argument(f"--{name}", dest=f"override:{name}", default=None, metavar=type_name.upper(),
                            help=f"{type_name} (JSON for lists and mappings)")

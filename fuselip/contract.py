@@ -91,9 +91,14 @@ class TokenizerSettings(Protocol):
     """What every image tokenizer's config (fuselip.config.TokenizerConfig, the released TiTok's own) tells: its
     kind ("grid", "patch", "titok"), the side of the images it reads and the size of its codebook."""
 
-    kind: str
-    image_size: int
-    codebook_size: int
+    @property
+    def kind(self) -> str: ...  # read-only here, so that a Literal-typed field meets it
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def codebook_size(self) -> int: ...
 
 
 @runtime_checkable

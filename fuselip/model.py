@@ -58,10 +58,6 @@ class TokenRows:
     index: torch.Tensor
 
 
-CHOICES = {"mmm_reduction": ("tokens", "sides"), "mmm_pass": ("shared", "clean"), "mmm_vocab": ("full", "seen"),
-           "fusion": ("early", "score")}  # the encoder settings with two values
-
-
 @register("fuselip")
 class FuseLIP(nn.Module):
     # True for the released models (fuselip.pretrained): as in the reference code, every id 0 is padding, so the BPE
@@ -73,10 +69,7 @@ class FuseLIP(nn.Module):
     def __init__(self, encoder: EncoderConfig, tokenizer: Tokenizer, tokenizer_checkpoint: str = ""):
         """`tokenizer`: an image tokenizer module (GridTokenizer / TiTokTokenizer); it is frozen here."""
         super().__init__()
-        for name, (first, second) in CHOICES.items():
-            if getattr(encoder, name) not in (first, second):
-                raise ValueError(f"encoder.{name} must be {first!r} or {second!r}, got {getattr(encoder, name)!r}")
-        self.config = encoder
+        self.config = encoder  # its choices (mmm_*, fusion) were checked when it was made (fuselip.config)
         self.tokenizer_checkpoint = tokenizer_checkpoint
         self.tokenizer: Tokenizer = tokenizer.requires_grad_(False).eval()
         self.vocab_size = vocab.joint_vocab_size(tokenizer.codebook_size)

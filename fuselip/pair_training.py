@@ -73,8 +73,8 @@ class PairLoss(nn.Module):
     def __init__(self, model: nn.Module, world: int = 1, duplicates: str = "positive"):
         super().__init__()
         if not isinstance(model, PairModel):
-            raise TypeError(f"{type(model).__name__} cannot train on pairs: it lacks part of "
-                            f"fuselip.pair_training.PairModel (collate, prepare, forward_pairs, logit_scale, logit_bias)")
+            raise TypeError(f"{type(model).__name__} cannot train on pairs: it lacks part of fuselip.pair_training."
+                            f"PairModel (collate, prepare, forward_pairs, logit_scale, logit_bias)")
         if duplicates not in ("positive", "negative"):
             raise ValueError(f"train.duplicates must be 'positive' or 'negative', got {duplicates!r}")
         self.model: PairModel = model  # a submodule (the isinstance above made it a module and a PairModel)
@@ -135,8 +135,8 @@ class PairData:
         if dist_info.world > 1:
             from torch.nn.parallel import DistributedDataParallel
             # buffers (token_seen, the frozen tokenizer's) are identical on every rank: never re-broadcast them
-            no_sync: dict[str, Any] = ({"forward_sync_buffers": False}
-                                       if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            ddp_options = inspect.signature(DistributedDataParallel).parameters
+            no_sync: dict[str, Any] = ({"forward_sync_buffers": False} if "forward_sync_buffers" in ddp_options
                                        else {"broadcast_buffers": False})
             self.pair_loss = DistributedDataParallel(
                 pair_loss, device_ids=[dist_info.device] if dist_info.device.type == "cuda" else None, **no_sync)
@@ -235,9 +235,9 @@ def ship_run(model: Checkpointable, path: str | Path, summary: dict, val_fn=None
     def measure(loaded: nn.Module) -> dict:
         assert val_fn is not None
         after = {k: before[k] for k in ("step", "pairs_seen", "train_seconds") if k in before} | val_fn(loaded)
+        bookkeeping = ("step", "pairs_seen", "train_seconds")
         shift = max((abs(after[k] - v) for k, v in before.items()
-                     if k not in ("step", "pairs_seen", "train_seconds") and isinstance(v, (int, float)) and k in after),
-                    default=0.0)
+                     if k not in bookkeeping and isinstance(v, (int, float)) and k in after), default=0.0)
         return {"validation": after, "validation_before_export": before, "export_shift": shift}
 
     return ship(model, path, metrics, measure if val_fn is not None and before else None, dtype)

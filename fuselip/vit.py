@@ -47,8 +47,6 @@ def check_vision(encoder: EncoderConfig, image_size: int) -> None:
                          f"encoder.vision_patch_size={encoder.vision_patch_size}")
     if encoder.width % encoder.heads:
         raise ValueError(f"encoder.width={encoder.width} is not divisible by encoder.heads={encoder.heads}")
-    if encoder.vision_stem not in ("patch", "conv"):
-        raise ValueError(f"encoder.vision_stem must be 'patch' or 'conv', got {encoder.vision_stem!r}")
 
 
 def vision_config(encoder: EncoderConfig, image_size: int) -> CLIPVisionCfg:

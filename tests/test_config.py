@@ -33,7 +33,8 @@ def _value(data, dotted: str, missing):
 
 def test_every_preset_loads():
     """Every field of every preset (the mae recipes included) resolves to the preset file's value where the file
-    sets it and to the dataclass default elsewhere, and the named values are DESIGN.md's."""
+    sets it, to the named tokenizer preset's for a FuseLIP preset's tokenizer section, and to the dataclass default
+    elsewhere; the named values are DESIGN.md's."""
     defaults, missing = C.to_dict(C.RunConfig()), object()
     seen = set()
     for family in FAMILIES:
@@ -41,6 +42,9 @@ def test_every_preset_loads():
         assert names, family
         for name in names:
             raw = json.loads((C.PRESET_DIR / family / f"{name}.json").read_text())
+            if C.TOKENIZER_PRESET_KEY in raw:
+                named = C.PRESET_DIR / "tokenizer" / f"{raw.pop(C.TOKENIZER_PRESET_KEY)}.json"
+                raw["tokenizer"] = json.loads(named.read_text())["tokenizer"]
             resolved = C.to_dict(C.load_preset(family, name))
             for field, _ in C._leaf_fields(C.RunConfig):
                 want = _value(raw, field, missing)
@@ -50,6 +54,59 @@ def test_every_preset_loads():
                 assert _value(resolved, field, missing) == value, (family, name, field)
             seen.add((family, name))
     assert set(EXPECTED) <= seen
+
+
+def test_presets_hold_only_differences_and_only_their_familys_fields():
+    """A preset file is what its run changes: no value equal to the default, no setting its family does not read,
+    and a FuseLIP preset names its tokenizer instead of copying a tokenizer section."""
+    defaults = C.to_dict(C.RunConfig())
+    for family in FAMILIES:
+        allowed = set(C.family_fields(family))
+        for name in C.preset_names(family):
+            raw = json.loads((C.PRESET_DIR / family / f"{name}.json").read_text())
+            if family == "fuselip":
+                assert "tokenizer" not in raw and raw[C.TOKENIZER_PRESET_KEY] in C.preset_names("tokenizer"), name
+                raw.pop(C.TOKENIZER_PRESET_KEY)
+            for section, values in raw.items():
+                for key, value in (values.items() if isinstance(values, dict) else [(None, values)]):
+                    field = f"{section}.{key}" if key is not None else section
+                    assert field in allowed, (family, name, field)
+                    assert _value(defaults, field, None) != value, (family, name, field, "equals the default")
+
+
+def test_a_preset_with_another_familys_setting_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "PRESET_DIR", tmp_path)
+    (tmp_path / "baseline").mkdir()
+    (tmp_path / "baseline" / "odd.json").write_text(json.dumps({"encoder": {"kind": "siglip-sf", "mmm_weight": 1.0}}))
+    with pytest.raises(C.ConfigError, match="encoder.mmm_weight is not a setting of a baseline run"):
+        C.load_preset("baseline", "odd")
+
+
+def test_each_family_is_offered_only_its_own_fields():
+    fuselip, baseline, tokenizer = (set(C.family_fields(f)) for f in ("fuselip", "baseline", "tokenizer"))
+    assert "encoder.mmm_weight" in fuselip and "encoder.mmm_weight" not in baseline
+    assert "encoder.vision_patch_size" in baseline and "encoder.vision_patch_size" not in fuselip
+    assert "data.train_pairs" not in tokenizer and "data.tokenizer_images" not in fuselip
+    assert not any(f.startswith(("tokenizer.", "mae.")) for f in baseline)
+    parser = argparse.ArgumentParser()
+    C.add_override_arguments(parser, "baseline")
+    with pytest.raises(SystemExit):  # argparse: a FuseLIP setting is an unknown flag for a baseline run
+        parser.parse_args(["--encoder.mmm_weight=1.0"])
+    cfg = C.apply_overrides(C.load_preset("baseline", "tiny-sf"), parser.parse_args(["--encoder.vision_stem=conv"]))
+    assert cfg.encoder.vision_stem == "conv"
+
+
+def test_settings_with_fixed_choices_are_checked_once_when_made():
+    """A Literal field is checked wherever a config is made: a file or mapping, a command line, or code."""
+    with pytest.raises(C.ConfigError, match="train.precision: must be one of 'bf16', 'fp32', got 'fp16'"):
+        C.from_dict(C.RunConfig, {"train": {"precision": "fp16"}})
+    parser = argparse.ArgumentParser()
+    C.add_override_arguments(parser, "fuselip")
+    with pytest.raises(C.ConfigError, match="--encoder.mmm_pass: must be one of 'shared', 'clean'"):
+        C.apply_overrides(C.RunConfig(), parser.parse_args(["--encoder.mmm_pass=both"]))
+    assert C.apply_overrides(C.RunConfig(), parser.parse_args(["--encoder.mmm_pass=clean"])).encoder.mmm_pass == "clean"
+    with pytest.raises(C.ConfigError, match="encoder.vision_stem must be one of 'patch', 'conv', got 'stem'"):
+        C.EncoderConfig(vision_stem="stem")
 
 
 def test_unknown_keys_and_wrong_types_are_errors():

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConf
                                                    "checkpoints/fuselip-tiny")
     parser.add_argument("--no-val", action="store_true", help="skip validation (smoke runs)")
     parser.add_argument("--cache-dir", default="runs/cache", help="on-disk image-token cache ('' = none)")
-    add_override_arguments(parser)
+    add_override_arguments(parser, family)
     args = parser.parse_args(argv)
     with config_errors_exit(parser):
         cfg = apply_overrides(load_preset(family, args.preset), args)

@@ -36,7 +36,7 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in train.out_dir")
     parser.add_argument("--ship", default=None, metavar="DIR", help="write the final model to DIR")
     parser.add_argument("--no-progress", action="store_true")
-    config.add_override_arguments(parser)
+    config.add_override_arguments(parser, "mae")
     args = parser.parse_args(argv)
 
     recipe = config.load_preset("mae", args.preset)

@@ -33,7 +33,7 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in train.out_dir")
     parser.add_argument("--ship", default=None, metavar="DIR", help="evaluate on the test split and write DIR")
     parser.add_argument("--no-progress", action="store_true")
-    config.add_override_arguments(parser)
+    config.add_override_arguments(parser, "tokenizer")
     args = parser.parse_args(argv)
 
     with config.config_errors_exit(parser):

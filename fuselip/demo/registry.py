@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from fuselip import checkpoint
-from fuselip.config import ConfigError, EncoderConfig, RunConfig, load_preset
+from fuselip.config import ConfigError, EncoderConfig, RunConfig, from_dict, load_preset
 from fuselip.contract import Tokenizer
 from fuselip.demo.config import DemoConfig
 from fuselip.demo.errors import DemoError
@@ -160,7 +160,7 @@ class Registry:
         try:
             run = load_preset(family, preset)
         except ConfigError:
-            run = RunConfig(encoder=EncoderConfig(kind=kind))
+            run = RunConfig(encoder=from_dict(EncoderConfig, {"kind": kind}, "encoder"))
         model: torch.nn.Module
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)

@@ -114,7 +114,7 @@ class ImageTokenizer(nn.Module):
         losses["loss"] = losses["recon"] + self.config.codebook_weight * losses["vq"]
         return recon, codes, losses
 
-    # ---- training (fuselip.engine with fuselip.image_training.ImagePool; contract: fuselip.contract.ImageModel)
+    # ---- training (fuselip.engine with fuselip.image_training.ImagePool; contract: fuselip.image_training.ImageModel)
     reconstruct = True  # set on the steps the engine logs: a forward whose loss needs no reconstruction
                         # (TiTok on proxy codes) may then skip it and return None
     no_weight_decay = ("codebook", "pos")  # never decayed: the codes and the position tables
