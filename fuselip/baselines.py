@@ -44,7 +44,7 @@ from torch import nn
 from fuselip import vocab
 from fuselip.checkpoint import CheckpointError, check_state_dict, register
 from fuselip.compaction import check_kept, compact_table, expand_table
-from fuselip.config import EncoderConfig, RunConfig, from_dict, to_dict
+from fuselip.config import LateFusionConfig, RunConfig, from_dict, to_dict
 from fuselip.contract import Compactable, Image, check_sides
 from fuselip.data.collate import content_key
 from fuselip.data.types import Pair, image_key
@@ -165,7 +165,7 @@ class LateFusionSigLIP(nn.Module):
     checkpoint_kind: str  # set by @register on each subclass
     token_seen: torch.Tensor  # (V,) bool buffer
 
-    def __init__(self, encoder: EncoderConfig, image_size: int):
+    def __init__(self, encoder: LateFusionConfig, image_size: int):
         super().__init__()
         check_vision(encoder, image_size)
         self.encoder_config = encoder
@@ -187,7 +187,7 @@ class LateFusionSigLIP(nn.Module):
         self.compacted = False      # True after importing a compacted checkpoint (dropped rows are zeros)
         self.warned_unkept = False
 
-    def build_fusion(self, encoder: EncoderConfig) -> nn.Module:
+    def build_fusion(self, encoder: LateFusionConfig) -> nn.Module:
         raise NotImplementedError
 
     # --- the engine protocol --------------------------------------------------------------
@@ -209,7 +209,7 @@ class LateFusionSigLIP(nn.Module):
         for key in ("encoder", "image_size"):
             if key not in config:
                 raise CheckpointError(f"{cls.checkpoint_kind} config has no {key!r} entry")
-        return cls(from_dict(EncoderConfig, config["encoder"], "encoder"), int(config["image_size"]))
+        return cls(from_dict(LateFusionConfig, config["encoder"], "encoder"), int(config["image_size"]))
 
     def prepare(self, pairs: Sequence[Pair]) -> None:
         """Called once by the engine with the whole training set: records every text id it contains, and
@@ -320,7 +320,7 @@ class LateFusionSigLIP(nn.Module):
 class ScoreFusionSigLIP(LateFusionSigLIP):
     fusion_kind = "sf"
 
-    def build_fusion(self, encoder: EncoderConfig) -> nn.Module:
+    def build_fusion(self, encoder: LateFusionConfig) -> nn.Module:
         return ScoreFusion()
 
 
@@ -328,7 +328,7 @@ class ScoreFusionSigLIP(LateFusionSigLIP):
 class MagicLensFusionSigLIP(LateFusionSigLIP):
     fusion_kind = "mlf"
 
-    def build_fusion(self, encoder: EncoderConfig) -> nn.Module:
+    def build_fusion(self, encoder: LateFusionConfig) -> nn.Module:
         return MagicLensFusion(self.embed_dim, encoder.fusion_layers, encoder.fusion_heads or encoder.heads,
                                encoder.mlp_ratio)
 
@@ -355,7 +355,7 @@ def effective_parameters(model: nn.Module) -> int:
 BASELINES = {"siglip-sf": ScoreFusionSigLIP, "siglip-mlf": MagicLensFusionSigLIP}
 
 
-def build_baseline(config: RunConfig | EncoderConfig, image_size: int | None = None) -> LateFusionSigLIP:
+def build_baseline(config: RunConfig | LateFusionConfig, image_size: int | None = None) -> LateFusionSigLIP:
     """The baseline named by `encoder.kind` ("siglip-sf" | "siglip-mlf"), for a run config (image size from
     `data.image_size`) or for an encoder config and an explicit image size. For a run config (a training run)
     with `encoder.vision_init` set, the image tower starts from that pretrained ViT (fuselip.mae.load_vision);
@@ -365,8 +365,8 @@ def build_baseline(config: RunConfig | EncoderConfig, image_size: int | None = N
     else:
         encoder = config
         if image_size is None:
-            raise ValueError("build_baseline(EncoderConfig) needs the image_size")
-    if encoder.kind not in BASELINES:
+            raise ValueError("build_baseline(LateFusionConfig) needs the image_size")
+    if not isinstance(encoder, LateFusionConfig):
         raise ValueError(f"encoder.kind={encoder.kind!r} is not a late-fusion baseline; "
                          f"choose one of {', '.join(BASELINES)}")
     model = BASELINES[encoder.kind](encoder, image_size)

@@ -1,7 +1,8 @@
 """Reading a run's configuration: from mappings (type-checked), named presets stored as JSON data, and command-line
 overrides. The settings themselves, with their defaults and meanings, are the dataclasses of fuselip/settings.py.
 
-A run is described by one `RunConfig` whose sections are those dataclasses. Four families of runs read it,
+A run is described by one `RunConfig` whose sections are those dataclasses; its encoder is a FuseLIPConfig or a
+LateFusionConfig, by its `kind` (an encoder section written before the two were separate loads too). Four families of runs read it,
 each only its own part (FAMILY_FIELDS): a tokenizer run (tokenizer, the image pool, train), a FuseLIP run (the
 tokenizer it reads, its encoder, the pair data, train), a baseline run (a late-fusion encoder, the pair data,
 train) and an MAE run (the ViT of a baseline encoder, mae, the image pool, train). Presets live as JSON files in
@@ -18,14 +19,17 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from fuselip.settings import (REMOVED_FIELDS, REMOVED_FIELDS_LAST_AT, Checked, ConfigError, DataConfig,
-                              EncoderConfig, MAEConfig, RunConfig, TokenizerConfig, TrainConfig)
+from fuselip.settings import (ENCODERS, REMOVED_FIELDS, REMOVED_FIELDS_LAST_AT, Checked, ConfigError, DataConfig,
+                              EncoderConfig, FuseLIPConfig, LateFusionConfig, MAEConfig, RunConfig, TokenizerConfig,
+                              TrainConfig)
 
-__all__ = ["ConfigError", "Checked", "TokenizerConfig", "EncoderConfig", "DataConfig", "TrainConfig", "MAEConfig",
+__all__ = ["ConfigError", "Checked", "TokenizerConfig", "EncoderConfig", "FuseLIPConfig", "LateFusionConfig",
+           "DataConfig", "TrainConfig", "MAEConfig",
            "RunConfig", "REMOVED_FIELDS", "REMOVED_FIELDS_LAST_AT", "FAMILY_FIELDS", "TOKENIZER_PRESET_KEY",
            "family_fields", "from_dict", "to_dict", "preset_names", "load_preset", "add_override_arguments",
            "apply_overrides", "config_errors_exit", "dump"]
@@ -37,12 +41,8 @@ PRESET_DIR = Path(__file__).parent / "presets"
 # families: what each kind of run reads. Its presets and its command line hold nothing else; a field that is not
 # the family's keeps its default (e.g. a FuseLIP run has no vision_patch_size, a tokenizer run no train_pairs).
 
-_ENCODER_SHARED = ("kind", "width", "layers", "heads", "mlp_ratio", "context_length", "init_logit_scale",
-                   "init_logit_bias", "max_logit_scale")
-FUSELIP_ENCODER = _ENCODER_SHARED + ("mmm_probability", "mmm_weight", "mmm_reduction", "mmm_pass", "mmm_vocab",
-                                     "fusion", "length_buckets")
-LATE_FUSION_ENCODER = _ENCODER_SHARED + ("vision_patch_size", "vision_stem", "vision_init", "embed_dim",
-                                         "fusion_layers", "fusion_heads")
+FUSELIP_ENCODER = tuple(f.name for f in dataclasses.fields(FuseLIPConfig))
+LATE_FUSION_ENCODER = tuple(f.name for f in dataclasses.fields(LateFusionConfig))
 VIT_ENCODER = ("kind", "width", "layers", "heads", "mlp_ratio", "vision_patch_size", "vision_stem", "embed_dim")
 POOL_DATA = ("worlds", "world_weights", "image_size", "objects", "seed", "tokenizer_images", "tokenizer_val_images",
              "csv", "image_folder")  # an image pool (tokenizers, the MAE)
@@ -94,10 +94,11 @@ def _check_value(value: Any, annotation: Any, where: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{where}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
         return value
-    if dataclasses.is_dataclass(annotation):
+    if dataclasses.is_dataclass(annotation) or _sections_of(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a section (object), got {value!r}")
-        return from_dict(annotation, value, where)
+        cls = annotation if dataclasses.is_dataclass(annotation) else _section_for(annotation, value, where)
+        return from_dict(cls, value, where)
     if origin is list:
         (inner,) = typing.get_args(annotation)
         if not isinstance(value, list):
@@ -128,9 +129,44 @@ def _check_value(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {annotation!r}")
 
 
+def _sections_of(annotation: Any) -> tuple[type, ...]:
+    """The section classes of a union annotation (a run's encoder: FuseLIPConfig | LateFusionConfig), else ()."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    return args if args and all(dataclasses.is_dataclass(a) for a in args) else ()
+
+
+def _section_for(annotation: Any, value: dict, where: str) -> type:
+    """Which class of a union a mapping is, by its `kind` (absent: the first class's default kind)."""
+    classes = _sections_of(annotation)
+    kind = value.get("kind", dataclasses.fields(classes[0])[0].default)  # `kind` is every section's first field
+    for cls in classes:
+        if kind in typing.get_args(typing.get_type_hints(cls)["kind"]):
+            return cls
+    kinds = [k for cls in classes for k in typing.get_args(typing.get_type_hints(cls)["kind"])]
+    raise ConfigError(f"{where}.kind: must be one of {', '.join(map(repr, kinds))}, got {kind!r}")
+
+
+def _drop_foreign(cls, data: dict, where: str) -> dict:
+    """An encoder section written before FuseLIP and the late-fusion encoders had separate settings (a shipped
+    checkpoint's config.json) holds the other family's fields too: at their defaults they are dropped; any other
+    value is a ConfigError that names the field and whose it is."""
+    for other in ENCODERS:
+        if other is cls or not issubclass(cls, EncoderConfig):
+            continue
+        own = {f.name for f in dataclasses.fields(cls)}
+        defaults = {f.name: f.default for f in dataclasses.fields(other) if f.name not in own}
+        for key in sorted(set(data) & set(defaults)):
+            if data[key] != defaults[key]:
+                raise ConfigError(f"{where}.{key}".lstrip(".") + f" is a setting of {other.__name__} (encoder.kind "
+                                  f"{', '.join(typing.get_args(typing.get_type_hints(other)['kind']))}), not of "
+                                  f"{cls.__name__}; this config sets it to {data[key]!r}")
+        data = {k: v for k, v in data.items() if k not in defaults}
+    return data
+
+
 def _drop_removed(cls, data: dict, where: str) -> dict:
     """`data` without the REMOVED_FIELDS of `cls` that hold their old default; a ConfigError for one that does not."""
-    removed = REMOVED_FIELDS.get(cls, {})
+    removed = {k: v for base in cls.__mro__ for k, v in REMOVED_FIELDS.get(base, {}).items()}
     for key in sorted(set(data) & set(removed)):
         value, default = data[key], removed[key]
         if value != default or isinstance(value, bool) != isinstance(default, bool):
@@ -145,7 +181,7 @@ def from_dict(cls, data: dict, where: str = ""):
     removed key (REMOVED_FIELDS) at any value but its old default, which is dropped."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    data = _drop_removed(cls, data, where)
+    data = _drop_foreign(cls, _drop_removed(cls, data, where), where)
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}'.lstrip('.') for k in unknown)}; "
@@ -186,13 +222,23 @@ def load_preset(family: str, name: str) -> RunConfig:
 # command-line overrides generated from the dataclasses
 
 
-def _leaf_fields(cls, prefix: str = ""):
+def _leaf_fields(cls, prefix: str = "", seen: set | None = None):
+    """(dotted name, annotation) of every leaf field; a union section (the encoder) gives the fields of all its
+    classes once each, `kind` with every choice."""
+    seen = set() if seen is None else seen
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         name = f"{prefix}{f.name}"
+        if name in seen:
+            continue
         if dataclasses.is_dataclass(hints[f.name]):
-            yield from _leaf_fields(hints[f.name], name + ".")
+            yield from _leaf_fields(hints[f.name], name + ".", seen)
+        elif _sections_of(hints[f.name]):
+            base = EncoderConfig if all(issubclass(c, EncoderConfig) for c in _sections_of(hints[f.name])) else None
+            for section in ((base,) if base else ()) + _sections_of(hints[f.name]):
+                yield from _leaf_fields(section, name + ".", seen)
         else:
+            seen.add(name)
             yield name, hints[f.name]
 
 

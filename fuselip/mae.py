@@ -28,7 +28,7 @@ from open_clip.transformer import LayerNorm, Transformer
 from torch import nn
 
 from fuselip import checkpoint, image_training
-from fuselip.config import EncoderConfig, MAEConfig, RunConfig, from_dict, to_dict
+from fuselip.config import LateFusionConfig, MAEConfig, RunConfig, from_dict, to_dict
 from fuselip.vit import attention_backend, check_vision, set_vision_stem, standardise, vision_config
 
 VAL_MASK_SEED = 1234  # the fixed masks of validation (the same for every step and run)
@@ -49,7 +49,7 @@ def random_keep(batch: int, n: int, keep: int, generator: torch.Generator | None
 @checkpoint.register("mae-vit")
 class MaskedAutoencoder(nn.Module):
     checkpoint_kind: str  # set by @register
-    def __init__(self, encoder: EncoderConfig, mae: MAEConfig, image_size: int):
+    def __init__(self, encoder: LateFusionConfig, mae: MAEConfig, image_size: int):
         super().__init__()
         check_vision(encoder, image_size)
         if not 0.0 < mae.mask_ratio < 1.0:
@@ -136,7 +136,7 @@ class MaskedAutoencoder(nn.Module):
         for key in ("encoder", "mae", "image_size"):
             if key not in config:
                 raise checkpoint.CheckpointError(f"mae-vit config has no {key!r} entry")
-        return cls(from_dict(EncoderConfig, config["encoder"], "encoder"),
+        return cls(from_dict(LateFusionConfig, config["encoder"], "encoder"),
                    from_dict(MAEConfig, config["mae"], "mae"), int(config["image_size"]))
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
@@ -148,7 +148,7 @@ class MaskedAutoencoder(nn.Module):
 
 
 def build_mae(cfg: RunConfig) -> MaskedAutoencoder:
-    if cfg.encoder.kind not in ("siglip-sf", "siglip-mlf"):
+    if not isinstance(cfg.encoder, LateFusionConfig):
         raise ValueError(f"encoder.kind={cfg.encoder.kind!r}: masked-autoencoder pretraining is for the "
                          f"late-fusion baselines' ViT (siglip-sf | siglip-mlf)")
     return MaskedAutoencoder(cfg.encoder, cfg.mae, cfg.data.image_size)
@@ -158,7 +158,7 @@ def build_mae(cfg: RunConfig) -> MaskedAutoencoder:
 # into a baseline
 
 
-def load_vision(visual: nn.Module, path: str | Path, encoder: EncoderConfig, image_size: int) -> None:
+def load_vision(visual: nn.Module, path: str | Path, encoder: LateFusionConfig, image_size: int) -> None:
     """Copies the pretrained ViT of the mae-vit checkpoint at `path` into `visual` (a baseline's
     `clip.visual`), all but its projection. The two must be built alike: every setting that shapes the ViT
     is compared first, and a mismatch names the settings."""

@@ -42,7 +42,7 @@ from fuselip.block import Block
 from fuselip.buckets import length_buckets, run_in_buckets  # noqa: F401 (length_buckets: importable here)
 from fuselip.checkpoint import CheckpointError, register
 from fuselip.compaction import check_kept, export_fuselip, import_fuselip
-from fuselip.config import EncoderConfig, RunConfig, TokenizerConfig, from_dict, to_dict
+from fuselip.config import ConfigError, FuseLIPConfig, RunConfig, TokenizerConfig, from_dict, to_dict
 from fuselip.contract import Image, Tokenizer, check_sides
 from fuselip.data.collate import TokenCache, collate_pairs, side_sequences, training_ids
 from fuselip.losses import apply_mask, mmm_loss, mmm_mask
@@ -66,7 +66,7 @@ class FuseLIP(nn.Module):
     checkpoint_kind: str  # set by @register
     token_seen: torch.Tensor  # (V,) bool buffer
 
-    def __init__(self, encoder: EncoderConfig, tokenizer: Tokenizer, tokenizer_checkpoint: str = ""):
+    def __init__(self, encoder: FuseLIPConfig, tokenizer: Tokenizer, tokenizer_checkpoint: str = ""):
         """`tokenizer`: an image tokenizer module (GridTokenizer / TiTokTokenizer); it is frozen here."""
         super().__init__()
         self.config = encoder  # its choices (mmm_*, fusion) were checked when it was made (fuselip.config)
@@ -345,7 +345,7 @@ class FuseLIP(nn.Module):
         for key in ("encoder", "tokenizer"):
             if key not in config:
                 raise CheckpointError(f"fuselip config has no {key!r} section")
-        encoder = from_dict(EncoderConfig, config["encoder"], "encoder")
+        encoder = from_dict(FuseLIPConfig, config["encoder"], "encoder")
         tokenizer = build_tokenizer(from_dict(TokenizerConfig, config["tokenizer"], "tokenizer"))
         return cls(encoder, tokenizer, config.get("tokenizer_checkpoint", ""))
 
@@ -362,6 +362,9 @@ class FuseLIP(nn.Module):
 def build_fuselip(config: RunConfig, tokenizer: Tokenizer | None = None) -> FuseLIP:
     """A FuseLIP for a run, reading images with `tokenizer` or else with the frozen tokenizer that
     `config.tokenizer_checkpoint` names: a checkpoint folder, or "untrained" (fuselip.tokenizers.load_tokenizer)."""
+    if not isinstance(config.encoder, FuseLIPConfig):
+        raise ConfigError(f"encoder.kind={config.encoder.kind!r} is a late-fusion baseline (train/train_baseline.py), "
+                          f"not FuseLIP")
     if tokenizer is None:
         return FuseLIP(config.encoder, load_tokenizer(config.tokenizer_checkpoint, config.tokenizer),
                        config.tokenizer_checkpoint)

@@ -11,7 +11,7 @@ import torch
 
 from fuselip import vocab
 from fuselip.checkpoint import CheckpointError
-from fuselip.config import EncoderConfig
+from fuselip.config import FuseLIPConfig
 from fuselip.model import FuseLIP
 from fuselip.pretrained_files import PretrainedError, read_weights
 from fuselip.pretrained_keys import TIED_KEY, TOKENIZER_PREFIX, check_keys, to_official, to_ours
@@ -29,7 +29,7 @@ class ReleasedFuseLIP(FuseLIP):
     pad_id_is_padding = True
     tokenizer: OfficialTiTok  # FuseLIP's any `Tokenizer`, here always the released TiTok (its config, parameters)
 
-    def __init__(self, encoder: EncoderConfig, tokenizer: OfficialTiTok, source: str = ""):
+    def __init__(self, encoder: FuseLIPConfig, tokenizer: OfficialTiTok, source: str = ""):
         super().__init__(encoder, tokenizer)
         self.source = source
         self.token_seen.fill_(True)  # every row of a released table was trained: nothing to compact or warn about
@@ -57,8 +57,8 @@ class ReleasedFuseLIP(FuseLIP):
                 f"dimensions, {'legacy' if t.legacy else 'no legacy'} reshape)")
 
 
-def _encoder_config(config: dict, where: str) -> EncoderConfig:
-    """EncoderConfig from a release's config.json (its `text_config`, else its `transformer_size`)."""
+def _encoder_config(config: dict, where: str) -> FuseLIPConfig:
+    """FuseLIPConfig from a release's config.json (its `text_config`, else its `transformer_size`)."""
     if config.get("use_eoi"):
         raise PretrainedError(f"{where}: use_eoi=true (an end-of-image token) is not a layout of the released models "
                               "and not one this project's vocabulary has")
@@ -73,7 +73,7 @@ def _encoder_config(config: dict, where: str) -> EncoderConfig:
         raise PretrainedError(f"{where}: neither a text_config nor a known transformer_size "
                               f"({', '.join(TRANSFORMER_SIZES)}); got {config.get('transformer_size')!r}")
     try:
-        return EncoderConfig(width=int(text["width"]), layers=int(text["layers"]), heads=int(text["heads"]),
+        return FuseLIPConfig(width=int(text["width"]), layers=int(text["layers"]), heads=int(text["heads"]),
                              mlp_ratio=float(text.get("mlp_ratio", 4.0)),
                              context_length=int(config.get("context_length") or text.get("context_length") or 180),
                              mmm_probability=float(config["mlm_probability"]))

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from fuselip import vocab
-from fuselip.config import EncoderConfig
+from fuselip.config import FuseLIPConfig
 from fuselip.pretrained_files import CONFIG_FILE
 from fuselip.pretrained_fuselip import TRANSFORMER_SIZES, ReleasedFuseLIP
 from fuselip.pretrained_keys import TIED_KEY, to_official
@@ -23,7 +23,7 @@ from fuselip.tokenizers.titok_official import OfficialTiTok, OfficialTiTokConfig
 TITOK_SIZES = {"small": (512, 8, 8), "base": (768, 12, 12), "large": (1024, 24, 16)}
 
 
-def release_config(size: str, tokenizer: str, encoder: EncoderConfig, vocab_size: int) -> dict:
+def release_config(size: str, tokenizer: str, encoder: FuseLIPConfig, vocab_size: int) -> dict:
     """A config.json in the layout the reference writes (its FuseCLIP.get_config)."""
     return {"model_name": "fuse-clip-titok", "mask_pad": True, "image_tokenizer": tokenizer, "use_eoi": False,
             "context_length": encoder.context_length, "transformer_size": size, "mlm_probability": 0.1,
@@ -45,7 +45,7 @@ def write_random_release(folder: str | os.PathLike, size: str = "base", seed: in
                                 code_dim=12 if size == "small" else 64, codebook_size=4096 if size == "small" else 8192,
                                 l2_codes=size == "small", legacy=size == "small")
     sizes = TRANSFORMER_SIZES[size]
-    encoder = EncoderConfig(width=sizes["width"], layers=sizes["layers"], heads=sizes["heads"], context_length=180)
+    encoder = FuseLIPConfig(width=sizes["width"], layers=sizes["layers"], heads=sizes["heads"], context_length=180)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         tokenizer = OfficialTiTok(titok)

@@ -100,7 +100,8 @@ class TokenizerConfig(Checked):
 
 @dataclass
 class EncoderConfig(Checked):
-    """The FuseLIP transformer (or, for baselines, the late-fusion model)."""
+    """What every encoder of the project has: its kind, the transformer's size, the text context and the SigLIP
+    loss's logit scale and bias. A run's encoder is a FuseLIPConfig or a LateFusionConfig, chosen by `kind`."""
     SECTION = "encoder"
     kind: Literal["fuselip", "siglip-sf", "siglip-mlf"] = "fuselip"
     width: int = 256
@@ -111,6 +112,12 @@ class EncoderConfig(Checked):
     init_logit_scale: float = 2.302585092994046  # ln 10
     init_logit_bias: float = -10.0
     max_logit_scale: float = 4.605170185988092   # ln 100
+
+
+@dataclass
+class FuseLIPConfig(EncoderConfig):
+    """The FuseLIP transformer (fuselip/model.py): one sequence of image and text tokens, with its MMM loss."""
+    kind: Literal["fuselip"] = "fuselip"
     mmm_probability: float = 0.1
     mmm_weight: float = 0.25
     # MMM loss: one mean over the masked tokens of both sides ("tokens", a literal reading of the paper) or one mean
@@ -122,13 +129,19 @@ class EncoderConfig(Checked):
     # MMM softmax over the "full" joint vocabulary (paper) or only the ids "seen" in the training set (same targets,
     # ~100x cheaper head on CPU)
     mmm_vocab: Literal["full", "seen"] = "full"
-    # FuseLIP only. "early": image and text tokens in ONE sequence (the paper's model); "score": the ablation that
-    # fuses late with the same transformer, tokens and losses: image tokens and text tokens run as two separate
-    # sequences (they never attend to each other), embedding = normalise(e_image + e_text) as SigLIP-SF
+    # "early": image and text tokens in ONE sequence (the paper's model); "score": the ablation that fuses late with
+    # the same transformer, tokens and losses: image tokens and text tokens run as two separate sequences (they never
+    # attend to each other), embedding = normalise(e_image + e_text) as SigLIP-SF
     fusion: Literal["early", "score"] = "early"
     length_buckets: int = 2         # training: each side's rows run in up to this many length buckets (1 or 2), each
                                     # trimmed to its own longest row (short texts stop paying for image-length padding)
-    # late fusion only (fuselip/baselines.py): width/layers/heads/mlp_ratio size EACH of the two towers
+
+
+@dataclass
+class LateFusionConfig(EncoderConfig):
+    """A late-fusion baseline (fuselip/baselines.py): SigLIP's two towers, fused by score (SF) or by a small
+    transformer (MLF). width/layers/heads/mlp_ratio size EACH of the two towers."""
+    kind: Literal["siglip-sf", "siglip-mlf"] = "siglip-sf"
     vision_patch_size: int = 8
     # the ViT's input layer: "patch" (open_clip's one strided conv, the paper's ViT) or "conv" (a stack of 3x3
     # stride-2 convs, Xiao et al. 2021 "Early convolutions help transformers see better"): same token grid, learns
@@ -139,6 +152,9 @@ class EncoderConfig(Checked):
     embed_dim: int = 0              # projection of both towers = fusion width (0: same as width)
     fusion_layers: int = 4          # MLF: pre-LN transformer over the 2-token [image, text] sequence
     fusion_heads: int = 0           # MLF: attention heads of the fusion and the pooling (0: same as heads)
+
+
+ENCODERS: tuple[type[EncoderConfig], ...] = (FuseLIPConfig, LateFusionConfig)  # a run's encoder is one, by its kind
 
 
 @dataclass
@@ -215,7 +231,7 @@ class MAEConfig(Checked):
 # at that value it is dropped, at any other value loading stops, since this package cannot rebuild that run.
 REMOVED_FIELDS_LAST_AT = "36e4176"  # the last commit that has them: check it out to rerun such a run
 REMOVED_FIELDS: dict[type, dict[str, Any]] = {
-    EncoderConfig: {"pos_init": "normal"},
+    EncoderConfig: {"pos_init": "normal"},  # (and so of both encoders)
     DataConfig: {"position_size_questions": False, "position_counterfactuals": False,
                  "position_where_questions": False, "crop_location_queries": 0.0},
 }
@@ -224,7 +240,7 @@ REMOVED_FIELDS: dict[type, dict[str, Any]] = {
 @dataclass
 class RunConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    encoder: FuseLIPConfig | LateFusionConfig = field(default_factory=FuseLIPConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     mae: MAEConfig = field(default_factory=MAEConfig)

@@ -17,7 +17,7 @@ from open_clip.model import CLIPVisionCfg
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from fuselip.config import EncoderConfig
+from fuselip.config import LateFusionConfig
 
 CONV_STEM_CHANNELS = 32  # channels of the conv stem's first layer (vision_stem="conv"), doubled per layer
 
@@ -40,7 +40,7 @@ def conv_stem(width: int, patch_size: int, first_channels: int) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
-def check_vision(encoder: EncoderConfig, image_size: int) -> None:
+def check_vision(encoder: LateFusionConfig, image_size: int) -> None:
     """Rejects image-tower settings that cannot build a ViT, naming the setting."""
     if image_size % encoder.vision_patch_size:
         raise ValueError(f"image_size={image_size} is not a multiple of "
@@ -49,13 +49,13 @@ def check_vision(encoder: EncoderConfig, image_size: int) -> None:
         raise ValueError(f"encoder.width={encoder.width} is not divisible by encoder.heads={encoder.heads}")
 
 
-def vision_config(encoder: EncoderConfig, image_size: int) -> CLIPVisionCfg:
+def vision_config(encoder: LateFusionConfig, image_size: int) -> CLIPVisionCfg:
     """open_clip's config of the image tower: a ViT of the encoder's width, depth and heads over the pixels."""
     return CLIPVisionCfg(layers=encoder.layers, width=encoder.width, head_width=encoder.width // encoder.heads,
                          mlp_ratio=encoder.mlp_ratio, patch_size=encoder.vision_patch_size, image_size=image_size)
 
 
-def set_vision_stem(visual: nn.Module, encoder: EncoderConfig) -> None:
+def set_vision_stem(visual: nn.Module, encoder: LateFusionConfig) -> None:
     """Puts the input layer named by `encoder.vision_stem` into an open_clip ViT (its `conv1`)."""
     if encoder.vision_stem == "conv":
         visual.conv1 = conv_stem(encoder.width, encoder.vision_patch_size, CONV_STEM_CHANNELS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fuselip.config import EncoderConfig, RunConfig, TokenizerConfig
+from fuselip.config import FuseLIPConfig, RunConfig, TokenizerConfig
 from fuselip.data.types import Pair, Side
 from fuselip.model import FuseLIP
 from fuselip.tokenizers import build_tokenizer
@@ -23,13 +23,13 @@ def tokenizer(seed: int = 0):
 def model(seed: int = 0, **encoder) -> FuseLIP:
     tok = tokenizer(seed)
     torch.manual_seed(seed)
-    return FuseLIP(EncoderConfig(**{**ENCODER, **encoder}), tok)
+    return FuseLIP(FuseLIPConfig(**{**ENCODER, **encoder}), tok)
 
 
 def run_config(steps: int = 4, batch: int = 8, **train) -> RunConfig:
     cfg = RunConfig()
     cfg.tokenizer = TokenizerConfig(**TOKENIZER)
-    cfg.encoder = EncoderConfig(**ENCODER)
+    cfg.encoder = FuseLIPConfig(**ENCODER)
     cfg.train.batch_size, cfg.train.steps, cfg.train.warmup_steps = batch, steps, 2
     cfg.train.log_every, cfg.train.val_every, cfg.train.checkpoint_every = 1, 0, 0
     cfg.train.threads = 1  # tiny tensors: more threads only wait on each other on a busy machine

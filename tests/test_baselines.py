@@ -9,7 +9,7 @@ from fuselip import vocab
 from fuselip.baselines import (MagicLensFusionSigLIP, ScoreFusionSigLIP, build_baseline, effective_parameters,
                                side_tensors)
 from fuselip.checkpoint import load_model, save_model
-from fuselip.config import EncoderConfig, load_preset
+from fuselip.config import FuseLIPConfig, LateFusionConfig, load_preset
 from fuselip.data.types import Pair, Side
 from fuselip.losses import siglip_loss
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def small(kind: str, **extra):
     torch.manual_seed(0)
-    return build_baseline(EncoderConfig(kind=kind, **{**SMALL, **extra}), image_size=64).eval()
+    return build_baseline(LateFusionConfig(kind=kind, **{**SMALL, **extra}), image_size=64).eval()
 
 
 def images(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -183,13 +183,13 @@ def test_config_round_trip_and_errors():
     again = type(model).from_config(model.config_dict())
     assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match="vision_patch_size"):
-        build_baseline(EncoderConfig(kind="siglip-sf", **{**SMALL, "vision_patch_size": 7}), 64)
+        build_baseline(LateFusionConfig(kind="siglip-sf", **{**SMALL, "vision_patch_size": 7}), 64)
     with pytest.raises(ValueError, match="late-fusion"):
-        build_baseline(EncoderConfig(kind="fuselip"), 64)
+        build_baseline(FuseLIPConfig(), 64)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="vision_stem must be"):
         small("siglip-sf", vision_stem="resnet")
     with pytest.raises(ValueError, match="power-of-two"):
-        build_baseline(EncoderConfig(kind="siglip-sf", **{**SMALL, "vision_patch_size": 12, "vision_stem": "conv"}),
+        build_baseline(LateFusionConfig(kind="siglip-sf", **{**SMALL, "vision_patch_size": 12, "vision_stem": "conv"}),
                        96)
     conv = small("siglip-mlf", vision_stem="conv")
     again = type(conv).from_config(conv.config_dict())

@@ -13,7 +13,7 @@ from fuselip import bottleneck as bn
 from fuselip import evaluate as ev
 from fuselip.baselines import build_baseline
 from fuselip.checkpoint import save_model
-from fuselip.config import EncoderConfig
+from fuselip.config import LateFusionConfig
 from fuselip.data.types import EvalItem, Side
 
 import fuselip_helpers as helpers
@@ -26,7 +26,7 @@ SMALL = dict(width=64, layers=2, heads=4, context_length=96, fusion_layers=2)
 @pytest.fixture(scope="module")
 def late():
     torch.manual_seed(0)
-    return build_baseline(EncoderConfig(kind="siglip-mlf", **SMALL), image_size=64).eval()
+    return build_baseline(LateFusionConfig(kind="siglip-mlf", **SMALL), image_size=64).eval()
 
 
 def test_parse_objects():

@@ -45,9 +45,12 @@ def test_every_preset_loads():
             if C.TOKENIZER_PRESET_KEY in raw:
                 named = C.PRESET_DIR / "tokenizer" / f"{raw.pop(C.TOKENIZER_PRESET_KEY)}.json"
                 raw["tokenizer"] = json.loads(named.read_text())["tokenizer"]
-            resolved = C.to_dict(C.load_preset(family, name))
-            for field, _ in C._leaf_fields(C.RunConfig):
+            loaded = C.load_preset(family, name)
+            resolved, encoder_defaults = C.to_dict(loaded), C.to_dict(type(loaded.encoder)())
+            for field in C.family_fields(family):
                 want = _value(raw, field, missing)
+                if want is missing and field.startswith("encoder."):
+                    want = _value({"encoder": encoder_defaults}, field, missing)
                 want = _value(defaults, field, missing) if want is missing else want
                 assert _value(resolved, field, missing) == want, (family, name, field)
             for field, value in EXPECTED.get((family, name), {}).items():
@@ -59,11 +62,11 @@ def test_every_preset_loads():
 def test_presets_hold_only_differences_and_only_their_familys_fields():
     """A preset file is what its run changes: no value equal to the default, no setting its family does not read,
     and a FuseLIP preset names its tokenizer instead of copying a tokenizer section."""
-    defaults = C.to_dict(C.RunConfig())
     for family in FAMILIES:
         allowed = set(C.family_fields(family))
         for name in C.preset_names(family):
             raw = json.loads((C.PRESET_DIR / family / f"{name}.json").read_text())
+            defaults = C.to_dict(C.RunConfig(encoder=type(C.load_preset(family, name).encoder)()))
             if family == "fuselip":
                 assert "tokenizer" not in raw and raw[C.TOKENIZER_PRESET_KEY] in C.preset_names("tokenizer"), name
                 raw.pop(C.TOKENIZER_PRESET_KEY)
@@ -71,7 +74,8 @@ def test_presets_hold_only_differences_and_only_their_familys_fields():
                 for key, value in (values.items() if isinstance(values, dict) else [(None, values)]):
                     field = f"{section}.{key}" if key is not None else section
                     assert field in allowed, (family, name, field)
-                    assert _value(defaults, field, None) != value, (family, name, field, "equals the default")
+                    if field != "encoder.kind":  # the one setting that says which encoder a section is
+                        assert _value(defaults, field, None) != value, (family, name, field, "equals the default")
 
 
 def test_a_preset_with_another_familys_setting_is_refused(tmp_path, monkeypatch):
@@ -106,7 +110,7 @@ def test_settings_with_fixed_choices_are_checked_once_when_made():
         C.apply_overrides(C.RunConfig(), parser.parse_args(["--encoder.mmm_pass=both"]))
     assert C.apply_overrides(C.RunConfig(), parser.parse_args(["--encoder.mmm_pass=clean"])).encoder.mmm_pass == "clean"
     with pytest.raises(C.ConfigError, match="encoder.vision_stem must be one of 'patch', 'conv', got 'stem'"):
-        C.EncoderConfig(vision_stem="stem")
+        C.LateFusionConfig(vision_stem="stem")
 
 
 def test_unknown_keys_and_wrong_types_are_errors():
@@ -142,9 +146,10 @@ def test_removed_keys_load_at_their_old_default_and_are_errors_otherwise():
     default it always had it is dropped; at any other value loading names it, says it was removed and where it was."""
     checkpoint = json.loads((C.PRESET_DIR.parents[1] / "checkpoints" / "fuselip-tiny" / "config.json").read_text())
     assert checkpoint["encoder"]["pos_init"] == "normal"  # a shipped checkpoint written before the removal
-    assert C.from_dict(C.EncoderConfig, checkpoint["encoder"], "encoder").width == checkpoint["encoder"]["width"]
+    assert C.from_dict(C.FuseLIPConfig, checkpoint["encoder"], "encoder").width == checkpoint["encoder"]["width"]
     for cls, removed in C.REMOVED_FIELDS.items():
-        section = next(f.name for f in dataclasses.fields(C.RunConfig) if f.type in (cls, cls.__name__))
+        section = next(f.name for f in dataclasses.fields(C.RunConfig)
+                       if f.type in (cls, cls.__name__) or (cls is C.EncoderConfig and f.name == "encoder"))
         for key, default in removed.items():
             assert key not in {f.name for f in dataclasses.fields(cls)}
             assert C.from_dict(C.RunConfig, {section: {key: default}}) == C.RunConfig()
@@ -153,3 +158,23 @@ def test_removed_keys_load_at_their_old_default_and_are_errors_otherwise():
                 C.from_dict(C.RunConfig, {section: {key: other}})
     with pytest.raises(C.ConfigError, match="data.position_size_questions was removed"):
         C.from_dict(C.DataConfig, {"position_size_questions": 0}, "data")  # not the boolean false
+
+
+def test_a_runs_encoder_is_fuselips_or_a_late_fusion_ones_by_its_kind():
+    """FuseLIP and the late-fusion baselines have separate encoder settings; an encoder section is one or the other
+    by its kind. A config written when both lived in one section (every shipped checkpoint's) loads: the other
+    family's fields at their defaults are dropped, at any other value they are an error naming them."""
+    assert isinstance(C.load_preset("fuselip", "tiny").encoder, C.FuseLIPConfig)
+    assert isinstance(C.load_preset("baseline", "tiny-mlf").encoder, C.LateFusionConfig)
+    assert isinstance(C.RunConfig().encoder, C.FuseLIPConfig)
+    root = C.PRESET_DIR.parents[1] / "checkpoints"
+    for folder, cls in (("fuselip-tiny", C.FuseLIPConfig), ("siglip-sf-tiny", C.LateFusionConfig),
+                        ("siglip-mlf-tiny", C.LateFusionConfig)):
+        old = json.loads((root / folder / "config.json").read_text())["encoder"]
+        assert "mmm_weight" in old and "vision_patch_size" in old  # written before the split
+        assert type(C.from_dict(C.RunConfig, {"encoder": old}).encoder) is cls
+    assert not hasattr(C.from_dict(C.RunConfig, {"encoder": {"kind": "siglip-sf"}}).encoder, "mmm_weight")
+    with pytest.raises(C.ConfigError, match="encoder.vision_stem is a setting of LateFusionConfig .*not of FuseLIP"):
+        C.from_dict(C.RunConfig, {"encoder": {"kind": "fuselip", "vision_stem": "conv"}})
+    with pytest.raises(C.ConfigError, match="encoder.kind: must be one of 'fuselip', 'siglip-sf', 'siglip-mlf'"):
+        C.from_dict(C.RunConfig, {"encoder": {"kind": "clip"}})

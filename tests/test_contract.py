@@ -4,7 +4,7 @@ import torch
 
 import fuselip_helpers as H
 from fuselip.baselines import build_baseline
-from fuselip.config import EncoderConfig
+from fuselip.config import LateFusionConfig
 from fuselip.contract import (Compactable, Configured, ImageTower, ModeSwitch, TensorExport, TensorImport, Tokenizer,
                               check_sides, eval_mode, saved_tensors)
 from fuselip.tokenizers.titok_official import OfficialTiTok, OfficialTiTokConfig
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def test_models_meet_the_runtime_protocols():
     fuselip = H.model()
-    baseline = build_baseline(EncoderConfig(kind="siglip-sf", width=32, layers=1, heads=2, context_length=16), 32)
+    baseline = build_baseline(LateFusionConfig(kind="siglip-sf", width=32, layers=1, heads=2, context_length=16), 32)
     for model in (fuselip, baseline):
         assert all(isinstance(model, p) for p in (Compactable, Configured, ModeSwitch, TensorExport, TensorImport))
     assert fuselip.image_size == H.IMAGE and baseline.image_size == 32

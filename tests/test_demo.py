@@ -68,14 +68,14 @@ def test_attention_and_tokens_views_with_a_titok_fuselip(tmp_path):
     weights over the pixels through the influence maps and shows per-token bars; the tokens view too."""
     import torch
     from fuselip.checkpoint import save_model
-    from fuselip.config import EncoderConfig, TokenizerConfig
+    from fuselip.config import FuseLIPConfig, TokenizerConfig
     from fuselip.demo import Demo
     from fuselip.model import FuseLIP
     from fuselip.tokenizers import build_tokenizer
     torch.manual_seed(0)
     tok = build_tokenizer(TokenizerConfig(kind="titok", image_size=64, codebook_size=32, code_dim=8, patch_size=16,
                                           num_latent_tokens=6, width=16, layers=1, heads=2))
-    save_model(FuseLIP(EncoderConfig(width=32, layers=2, heads=2, context_length=40), tok), tmp_path / "fuselip-x")
+    save_model(FuseLIP(FuseLIPConfig(width=32, layers=2, heads=2, context_length=40), tok), tmp_path / "fuselip-x")
     save_model(tok, tmp_path / "tokenizer-x")
     demo = Demo(DemoConfig(checkpoints=str(tmp_path), display_size=96))
     assert demo.fuselip_names()[0] == "fuselip-x" and demo.tokenizer_names()[0] == "tokenizer-x"

@@ -8,7 +8,7 @@ import torch
 
 from fuselip import checkpoint
 from fuselip.baselines import build_baseline
-from fuselip.config import EncoderConfig, MAEConfig, RunConfig, TrainConfig
+from fuselip.config import LateFusionConfig, MAEConfig, RunConfig, TrainConfig
 from fuselip.mae import MaskedAutoencoder, evaluate, load_vision, patchify, random_keep, train
 from test_train_baseline import run, tiny_run  # the real command lines, run in this process
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def small_mae(**extra) -> MaskedAutoencoder:
     torch.manual_seed(0)
-    return MaskedAutoencoder(EncoderConfig(**{**SMALL, **extra}), DECODER, image_size=32)
+    return MaskedAutoencoder(LateFusionConfig(**{**SMALL, **extra}), DECODER, image_size=32)
 
 
 def pixels(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -29,7 +29,7 @@ def pixels(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
 
 
 def run_config(out_dir: Path, steps: int = 6) -> RunConfig:
-    cfg = RunConfig(encoder=EncoderConfig(**SMALL), mae=DECODER)
+    cfg = RunConfig(encoder=LateFusionConfig(**SMALL), mae=DECODER)
     cfg.data.image_size = 32
     cfg.train = TrainConfig(steps=steps, batch_size=4, warmup_steps=2, lr=3e-3, val_every=3, checkpoint_every=2,
                             log_every=1, out_dir=str(out_dir), precision="fp32")
@@ -71,11 +71,11 @@ def test_the_loss_counts_only_dropped_patches_and_the_encoder_sees_only_kept_one
 
 def test_bad_settings_name_the_setting():
     with pytest.raises(ValueError, match="mask_ratio"):
-        MaskedAutoencoder(EncoderConfig(**SMALL), MAEConfig(mask_ratio=1.0), 32)
+        MaskedAutoencoder(LateFusionConfig(**SMALL), MAEConfig(mask_ratio=1.0), 32)
     with pytest.raises(ValueError, match="decoder_width"):
-        MaskedAutoencoder(EncoderConfig(**SMALL), MAEConfig(decoder_width=30, decoder_heads=4), 32)
+        MaskedAutoencoder(LateFusionConfig(**SMALL), MAEConfig(decoder_width=30, decoder_heads=4), 32)
     with pytest.raises(ValueError, match="vision_patch_size"):
-        MaskedAutoencoder(EncoderConfig(**SMALL, vision_patch_size=5), DECODER, 32)
+        MaskedAutoencoder(LateFusionConfig(**SMALL, vision_patch_size=5), DECODER, 32)
 
 
 def test_pretraining_lowers_the_error_and_resumes_exactly(tmp_path):
@@ -104,31 +104,31 @@ def test_a_baseline_starts_from_the_pretrained_vit(tmp_path):
     reloaded = checkpoint.load_model(tmp_path / "vit")
     assert all(torch.equal(v, reloaded.state_dict()[k]) for k, v in mae.state_dict().items())
     for kind in ("siglip-sf", "siglip-mlf"):
-        cfg = RunConfig(encoder=EncoderConfig(**{**SMALL, "kind": kind, "vision_init": str(tmp_path / "vit")}))
+        cfg = RunConfig(encoder=LateFusionConfig(**{**SMALL, "kind": kind, "vision_init": str(tmp_path / "vit")}))
         cfg.data.image_size = 32
         torch.manual_seed(1)
         visual = build_baseline(cfg).clip.visual.state_dict()
         assert set(visual) - set(mae.visual.state_dict()) == {"proj"}  # the projection stays the contrastive run's
         assert all(torch.equal(v, visual[k]) for k, v in mae.visual.state_dict().items())
         torch.manual_seed(1)
-        scratch = build_baseline(cfg.encoder, 32).clip.visual.state_dict()  # an EncoderConfig: architecture only
+        scratch = build_baseline(cfg.encoder, 32).clip.visual.state_dict()  # an LateFusionConfig: architecture only
         assert not torch.equal(scratch["conv1.weight"], visual["conv1.weight"])
 
 
 def test_a_mismatched_pretrained_vit_is_refused_with_the_settings_named(tmp_path):
     checkpoint.save_model(small_mae(), tmp_path / "vit")
-    wide = EncoderConfig(**{**SMALL, "width": 64})
+    wide = LateFusionConfig(**{**SMALL, "width": 64})
     with pytest.raises(checkpoint.CheckpointError, match="width: 32 there, 64 here"):
         load_vision(build_baseline(wide, 32).clip.visual, tmp_path / "vit", wide, 32)
-    conv = EncoderConfig(**{**SMALL, "vision_stem": "conv"})
+    conv = LateFusionConfig(**{**SMALL, "vision_stem": "conv"})
     with pytest.raises(checkpoint.CheckpointError, match="vision_stem: 'patch' there, 'conv' here"):
         load_vision(build_baseline(conv, 32).clip.visual, tmp_path / "vit", conv, 32)
-    baseline = build_baseline(EncoderConfig(**SMALL), 32)
+    baseline = build_baseline(LateFusionConfig(**SMALL), 32)
     checkpoint.save_model(baseline, tmp_path / "not-a-vit")
     with pytest.raises(checkpoint.CheckpointError, match="not a pretrained ViT"):
-        load_vision(baseline.clip.visual, tmp_path / "not-a-vit", EncoderConfig(**SMALL), 32)
+        load_vision(baseline.clip.visual, tmp_path / "not-a-vit", LateFusionConfig(**SMALL), 32)
     with pytest.raises(checkpoint.CheckpointError, match="encoder.vision_init: .*missing.*not a checkpoint folder"):
-        load_vision(baseline.clip.visual, tmp_path / "missing", EncoderConfig(**SMALL), 32)
+        load_vision(baseline.clip.visual, tmp_path / "missing", LateFusionConfig(**SMALL), 32)
 
 
 def test_conv_stem_vit_pretrains_and_loads(tmp_path):
@@ -137,7 +137,7 @@ def test_conv_stem_vit_pretrains_and_loads(tmp_path):
     loss.backward()
     assert mae.visual.conv1[0].weight.grad is not None  # the stem learns
     checkpoint.save_model(mae, tmp_path / "vit")
-    conv = EncoderConfig(**{**SMALL, "vision_stem": "conv"})
+    conv = LateFusionConfig(**{**SMALL, "vision_stem": "conv"})
     visual = build_baseline(conv, 32).clip.visual
     load_vision(visual, tmp_path / "vit", conv, 32)
     assert torch.equal(visual.conv1[0].weight, mae.visual.conv1[0].weight)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fuselip import vocab
-from fuselip.config import EncoderConfig, TokenizerConfig
+from fuselip.config import FuseLIPConfig, TokenizerConfig
 from fuselip.probe import (cross_modal_share, grid_map, image_to_text, influence_map, layout, probe, select,
                            stack_attentions, text_to_image)
 
@@ -15,7 +15,7 @@ def tiny_fuselip(kind: str):
     torch.manual_seed(0)
     tok = TokenizerConfig(kind=kind, image_size=16, codebook_size=32, code_dim=8, channels=[8, 8], res_blocks=1,
                           patch_size=4, num_latent_tokens=6, width=16, layers=1, heads=2)
-    return FuseLIP(EncoderConfig(width=32, layers=3, heads=2, context_length=40), build_tokenizer(tok)).eval()
+    return FuseLIP(FuseLIPConfig(width=32, layers=3, heads=2, context_length=40), build_tokenizer(tok)).eval()
 
 
 @pytest.fixture(scope="module", params=["grid", "titok"])

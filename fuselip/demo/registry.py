@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from fuselip import checkpoint
-from fuselip.config import ConfigError, EncoderConfig, RunConfig, from_dict, load_preset
+from fuselip.config import ConfigError, FuseLIPConfig, RunConfig, from_dict, load_preset
 from fuselip.contract import Tokenizer
 from fuselip.demo.config import DemoConfig
 from fuselip.demo.errors import DemoError
@@ -160,7 +160,7 @@ class Registry:
         try:
             run = load_preset(family, preset)
         except ConfigError:
-            run = RunConfig(encoder=from_dict(EncoderConfig, {"kind": kind}, "encoder"))
+            run = from_dict(RunConfig, {"encoder": {"kind": kind}})
         model: torch.nn.Module
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
@@ -171,10 +171,12 @@ class Registry:
                 tokenizer = self.get(tokenizer_key) if tokenizer_key else None
                 if tokenizer is None:
                     tokenizer = build_tokenizer(run.tokenizer)
+                if not isinstance(run.encoder, FuseLIPConfig):
+                    raise ConfigError(f"{family}/{preset}: not a FuseLIP preset")
                 model = FuseLIP(run.encoder, tokenizer)
             else:
                 from fuselip.baselines import build_baseline
-                model = build_baseline(run.encoder, run.data.image_size)
+                model = build_baseline(run)
         return model.eval()
 
     def status(self) -> str:

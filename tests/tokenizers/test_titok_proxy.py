@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import fuselip
-from fuselip.config import DataConfig, EncoderConfig, RunConfig, TokenizerConfig, TrainConfig, load_preset
+from fuselip.config import DataConfig, FuseLIPConfig, RunConfig, TokenizerConfig, TrainConfig, load_preset
 from fuselip.images import to_tensor
 from fuselip.tokenizers import TiTokTokenizer, build_tokenizer, influence_maps
 from fuselip.tokenizers.titok import merge_copies
@@ -172,7 +172,7 @@ def test_checkpoint_round_trip_is_self_contained(trained, images, tmp_path):
 
 
 def test_a_fuselip_reads_images_through_it_and_round_trips(trained, images, tmp_path):
-    model = fuselip.model.FuseLIP(EncoderConfig(width=32, layers=1, heads=2, context_length=24), trained)
+    model = fuselip.model.FuseLIP(FuseLIPConfig(width=32, layers=1, heads=2, context_length=24), trained)
     image = images[0][0]
     model.mark_seen(torch.arange(model.token_seen.numel()))  # as if trained on every id: the saved file keeps all rows
     expected = model.encode(images=[image], texts=["a"])
