@@ -243,7 +243,7 @@ class Trainer:
         if not extra:
             raise ckpt.CheckpointError(f"{path}: no training state (extra.safetensors); cannot resume from it")
         ours = self.model.config_dict()
-        differ = sorted(k for k in ours if found.config.get(k) != ours[k])
+        differ = sorted(k for k in ours if not _same_setting(found.config.get(k), ours[k]))
         if differ:
             raise ValueError(f"{path}: the checkpoint was trained with another model config ({', '.join(differ)} "
                              f"differ); resume with the same preset/overrides or choose a new --train.out_dir")
@@ -271,6 +271,14 @@ class Trainer:
                 records = [json.loads(line) for line in curve.read_text().splitlines() if line.strip()]
                 self.val_history = [r for r in records if r.get("step", 0) <= self.step]
                 curve.write_text("".join(json.dumps(r) + "\n" for r in self.val_history))  # drop points past it
+
+
+def _same_setting(saved: Any, ours: Any) -> bool:
+    """Whether a saved config entry is ours; a saved section may hold more keys (written before a setting moved
+    elsewhere, e.g. a FuseLIP run's encoder section with the late-fusion fields at their defaults)."""
+    if isinstance(saved, dict) and isinstance(ours, dict):
+        return all(key in saved and _same_setting(saved[key], value) for key, value in ours.items())
+    return saved == ours
 
 
 def train(model: nn.Module, run_config: RunConfig, data: Sequence | Workload, val_fn=None, *,

@@ -144,3 +144,13 @@ def test_a_tiny_model_overfits_one_batch(tmp_path):
     right = encode_sides(model, [p.right for p in pairs])                 # (8, D)
     scores = left @ right.T
     assert scores.argmax(dim=1).tolist() == list(range(8)) and scores.argmax(dim=0).tolist() == list(range(8))
+
+
+def test_a_checkpoint_whose_config_has_more_keys_resumes_one_that_differs_does_not():
+    """A run checkpoint written before a setting moved (a FuseLIP run's encoder section also holding the
+    late-fusion fields at their defaults) is the same model; a differing or missing value is not."""
+    saved = {"encoder": {"width": 32, "vision_stem": "patch"}, "tokenizer_checkpoint": "x"}
+    assert engine._same_setting(saved["encoder"], {"width": 32})
+    assert not engine._same_setting(saved["encoder"], {"width": 64})
+    assert not engine._same_setting(saved["encoder"], {"width": 32, "mmm_pass": "clean"})
+    assert engine._same_setting(saved["tokenizer_checkpoint"], "x") and not engine._same_setting(None, "x")
