@@ -300,5 +300,13 @@ def config_errors_exit(parser: argparse.ArgumentParser):
         parser.error(str(e))
 
 
-def dump(config: RunConfig) -> str:
-    return json.dumps(to_dict(config), indent=2, sort_keys=True)
+def dump(config: RunConfig, family: str | None = None) -> str:
+    """The config as JSON: every field, or only those a run of `family` reads (what its command line printed)."""
+    data = to_dict(config)
+    if family is not None:
+        keep = set(family_fields(family))
+        data = {section: ({k: v for k, v in values.items() if f"{section}.{k}" in keep}
+                          if isinstance(values, dict) else values)
+                for section, values in data.items()
+                if section in keep or any(name.startswith(section + ".") for name in keep)}
+    return json.dumps(data, indent=2, sort_keys=True)

@@ -178,3 +178,11 @@ def test_a_runs_encoder_is_fuselips_or_a_late_fusion_ones_by_its_kind():
         C.from_dict(C.RunConfig, {"encoder": {"kind": "fuselip", "vision_stem": "conv"}})
     with pytest.raises(C.ConfigError, match="encoder.kind: must be one of 'fuselip', 'siglip-sf', 'siglip-mlf'"):
         C.from_dict(C.RunConfig, {"encoder": {"kind": "clip"}})
+
+
+def test_a_run_prints_only_the_settings_of_its_family():
+    cfg = C.load_preset("tokenizer", "tiny-grid")
+    printed = json.loads(C.dump(cfg, "tokenizer"))
+    assert set(printed) == {"tokenizer", "data", "train"} and "train_pairs" not in printed["data"]
+    assert printed["tokenizer"] == C.to_dict(cfg.tokenizer)
+    assert set(json.loads(C.dump(cfg))) == {f.name for f in dataclasses.fields(C.RunConfig)}

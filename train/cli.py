@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConf
     if isinstance(model, ReadsImageTokens):  # the resolved config names the tokenizer actually used
         cfg.tokenizer = from_dict(TokenizerConfig, to_dict(model.tokenizer.config))
     if rank0:
-        print(dump(cfg), flush=True)
+        print(dump(cfg, family), flush=True)
     out_dir = Path(cfg.train.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank0:

@@ -45,7 +45,7 @@ def main(argv=None):
         recipe.train.out_dir = f"runs/mae-{args.baseline}"
     with config.config_errors_exit(parser):
         cfg = config.apply_overrides(recipe, args)
-    print(config.dump(cfg))
+    print(config.dump(cfg, "mae"))
 
     images, val = pool.train_and_val(cfg.data)
     torch.manual_seed(cfg.train.seed)

@@ -42,7 +42,7 @@ def main(argv=None):
         cfg.data.csv = args.csv
     if args.image_folder:
         cfg.data.image_folder = args.image_folder
-    print(config.dump(cfg))
+    print(config.dump(cfg, "tokenizer"))
 
     images, val = pool.train_and_val(cfg.data)
     model = training.build(cfg)
