@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fuselip import engine
 from fuselip.config import RunConfig
 
 
@@ -80,7 +81,6 @@ def train(model: nn.Module, cfg: RunConfig, images: np.ndarray, val_fn: Callable
           **kwargs) -> dict:
     """Trains `model` on the (M, S, S, 3) uint8 pool `images` through fuselip.engine.train (kwargs: its resume,
     progress, log, stop_at, stop_after), leaves it in eval mode, and returns the engine's summary."""
-    from fuselip import engine  # the engine imports the pair workload, which needs none of this module
     device = torch.device(cfg.train.device)
     summary = engine.train(model, cfg, ImagePool(model, cfg, images, device), val_fn, out_dir=cfg.train.out_dir,
                            **kwargs)
