@@ -4,6 +4,7 @@
     python train/study.py base tgit-full --parallel 2     # train them (1 thread each when 2 run at once)
     python train/study.py tgit-full --steps 1500          # a longer run of a promising factor
     python train/study.py --rotations checkpoints/fuselip-tiny  # how far off its rotations are
+    python train/study.py --dose shapes tgit --out fig.png  # accuracy against the task pairs a world has seen
 
 Every run is `train/train_fuselip.py --preset tiny` with the study's budget (`--steps` of batch 128, one epoch of
 fresh pairs, validation on `--val-items` items per task and world every `--val-every` steps) plus the run's own
@@ -164,6 +165,61 @@ def table(steps: int, last: int = 2, shipped: bool = False) -> str:
     return "\n".join(lines)
 
 
+def mixture_share(overrides: list[str], world: str, task: str, n: int = 6400) -> float:
+    """The share of (world, task) pairs in a run's training set: its data settings (the tiny preset's, or the preset
+    it names, with its --data.* overrides) sampled for `n` pairs (the mixture is exact in expectation; groups round)."""
+    from collections import Counter
+
+    from fuselip.config import add_override_arguments, apply_overrides, load_preset
+    from fuselip.data.tasks import sample_pairs
+    args = [o for o in overrides if not o.startswith("@")]
+    preset = args[args.index("--preset") + 1] if "--preset" in args else "tiny"
+    parser = argparse.ArgumentParser()
+    add_override_arguments(parser, "fuselip")
+    known, _ = parser.parse_known_args([a for a in args if a.startswith("--data.")])
+    data = apply_overrides(load_preset("fuselip", preset), known).data
+    counts = Counter((p.world, p.task) for p in sample_pairs(data, "train", n, data.seed))
+    return counts[world, task] / n
+
+
+def dose(world: str = "shapes", task: str = "tgit", out: Path | None = None) -> str:
+    """Accuracy on `world/task` against the (world, task) training pairs a run had seen (pairs seen x the share of
+    such pairs in its mixture), for every recorded run and the shipped FuseLIP-tiny: does accuracy follow the pairs
+    of the task, whatever the mixture around them? Markdown table of each run's last point; `out`: the figure."""
+    metric = f"{world}/{task}"
+    runs: dict[str, tuple[float, list[dict]]] = {}
+    for path in sorted(RESULTS.glob("*/*.json")):
+        rec = json.loads(path.read_text())
+        runs[f"{rec['name']} ({int(path.parent.name) * 128 // 1000}k)"] = (
+            mixture_share(rec["overrides"], world, task), rec["curve"])
+    shipped = json.loads((SHIPPED / "metrics.json").read_text())["validation"]  # batch 128: pairs = 128 x steps
+    runs["shipped FuseLIP-tiny (256k)"] = (mixture_share([], world, task), [{"pairs_seen": 128 * shipped["step"],
+                                                                            **shipped}])
+    lines = [f"| run | share of {world} {task} pairs | {task} pairs seen | {metric} |", "|---|---|---|---|"]
+    for name, (share, curve) in sorted(runs.items(), key=lambda kv: kv[1][1][-1]["pairs_seen"] * kv[1][0]):
+        last = curve[-1]
+        seen = last["pairs_seen"] * share / 1000
+        lines.append(f"| {name} | {share:.3f} | {seen:.1f}k | {last.get(metric, float('nan')):.1f} |")
+    if out is not None:
+        import matplotlib.pyplot as plt
+
+        from fuselip.plots import save_png
+        fig, ax = plt.subplots(figsize=(7.5, 4.6))
+        for name, (share, curve) in runs.items():
+            points = [(p["pairs_seen"] * share / 1000, p[metric]) for p in curve if metric in p]
+            long = not name.endswith("(76k)")
+            ax.plot(*zip(*points), marker="o" if long else ".", markersize=4 if long else 3,
+                    linewidth=1.6 if long else 0.7, alpha=1.0 if long else 0.45, label=name if long else None)
+        ax.set_xlabel(f"{world} {task} training pairs seen (thousands)")
+        ax.set_ylabel(f"{metric} validation top-1 (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{metric} against the {task} pairs of that world (thin: 76,800-pair screens)", fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(alpha=0.3)
+        save_png(fig, out)
+    return "\n".join(lines)
+
+
 def diagnose(name: str, steps: int, n_items: int = 50) -> str:
     """Why a run misses TGIT: per kind, over ShapesWorld validation items, the cosine of the fused query with the
     correct candidate, with the best wrong one, and with its own image alone (a model that ignores the instruction
@@ -240,9 +296,15 @@ def main(argv=None) -> None:
     parser.add_argument("--shipped", action="store_true",
                         help="with --table: the shipped FuseLIP-tiny's final validation is the `base` row")
     parser.add_argument("--diagnose", action="store_true", help="cosines of query, correct and wrong TGIT candidates")
+    parser.add_argument("--dose", nargs=2, metavar=("WORLD", "TASK"),
+                        help="accuracy against the world's task pairs seen, every recorded run (table; --out: figure)")
+    parser.add_argument("--out", type=Path, help="with --dose: where to draw the figure")
     parser.add_argument("--rotations", metavar="CHECKPOINT",
                         help="how far off a checkpoint's rotations are (signed angle errors, ShapesWorld and Emoji)")
     args = parser.parse_args(argv)
+    if args.dose:
+        print(dose(*args.dose, out=args.out))
+        return
     if args.rotations:
         for world in ("shapes", "emoji"):
             print(rotation_errors(args.rotations, world))
