@@ -181,18 +181,13 @@ class ImageTokenizer(nn.Module):
     resize_mode = "crop"  # how `prepare` makes an image square (fuselip.demo.read_image says so to the user)
     can_decode = True     # `decode` reaches pixels (the released TiTok without its decoder cannot)
 
-    export_dtype: torch.dtype | None = None  # e.g. torch.float16 to ship half-size weights (tokenizers.evaluation.ship)
-
     def exported(self, key: str) -> bool:
         """Whether state-dict entry `key` is a weight of the model (saved) or train state (not saved)."""
         return key not in {f"quantizer.{name}" for name in VectorQuantizer.TRAINING_BUFFERS}
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
         """The weights only: the quantiser's training buffers are train state, not model."""
-        tensors = {k: v for k, v in self.state_dict().items() if self.exported(k)}
-        if self.export_dtype is not None:
-            tensors = {k: v.to(self.export_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-        return tensors
+        return {k: v for k, v in self.state_dict().items() if self.exported(k)}
 
     def import_tensors(self, tensors: dict[str, torch.Tensor], where: str) -> None:
         """The weights of a shipped folder, or of a training run's checkpoint (whose train state is left out)."""

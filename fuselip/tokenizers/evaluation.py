@@ -7,18 +7,15 @@ usage and perplexity are computed over all codes of all test images of both worl
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from fuselip import checkpoint
 from fuselip.config import DataConfig
 from fuselip.contract import Tokenizer
 from fuselip.data.tasks import sample_images
 from fuselip.images import to_tensor
-from fuselip.tokenizers.base import ImageTokenizer
 from fuselip.tokenizers.quantizer import codebook_stats
 from fuselip.tokenizers.titok import TiTokTokenizer
 
@@ -84,19 +81,3 @@ def shipped_metrics(tokenizer: Tokenizer, image_size: int) -> dict[str, Any]:
     return {"test": {**test, "images_per_world": TEST_IMAGES, "seed": TEST_SEED},
             "fixed_batch": {"psnr": fixed["psnr"], "images_per_world": FIXED_BATCH, "seed": TEST_SEED},
             "psnr_definition": "mean over images of 10*log10(1/MSE), pixels in [0, 1], decode(encode(x)) clamped"}
-
-
-def ship(model: ImageTokenizer, out_dir: str | Path, *, command: str, train_seconds: float | None = None,
-         steps: int | None = None) -> dict[str, Any]:
-    """Writes a shipped checkpoint folder: half-precision weights (half the file size), then measures
-    `shipped_metrics` on the model *as loaded back from that folder* and writes metrics.json."""
-    model.export_dtype = torch.float16
-    checkpoint.save_model(model, out_dir)
-    model.export_dtype = None
-    loaded = checkpoint.load_model_as(out_dir, ImageTokenizer)
-    metrics = shipped_metrics(loaded, loaded.config.image_size)
-    metrics.update(command=command, train_seconds=train_seconds, train_steps=steps,
-                   weights="float16 on disk, float32 in memory",
-                   machine="2 shared CPU cores (heavily loaded by other jobs while training)")
-    checkpoint.write_json_atomic(Path(out_dir) / checkpoint.METRICS_FILE, metrics)
-    return metrics
