@@ -185,7 +185,7 @@ def test_config_round_trip_and_errors():
     with pytest.raises(ValueError, match="vision_patch_size"):
         build_baseline(LateFusionConfig(kind="siglip-sf", **{**SMALL, "vision_patch_size": 7}), 64)
     with pytest.raises(ValueError, match="late-fusion"):
-        build_baseline(FuseLIPConfig(), 64)  # type: ignore[arg-type]
+        build_baseline(FuseLIPConfig(), 64)  # a FuseLIP encoder, on purpose
     with pytest.raises(ValueError, match="vision_stem must be"):
         small("siglip-sf", vision_stem="resnet")
     with pytest.raises(ValueError, match="power-of-two"):
