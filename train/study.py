@@ -291,6 +291,8 @@ def main(argv=None) -> None:
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--val-items", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (each gets 2 // parallel threads)")
+    parser.add_argument("--threads", type=int, help="threads per run (default 2 // parallel; 1 to share the cores "
+                        "with other work)")
     parser.add_argument("--record-only", action="store_true", help="only write the records of finished runs")
     parser.add_argument("--table", action="store_true", help="print the finished runs' final figures (markdown)")
     parser.add_argument("--shipped", action="store_true",
@@ -323,7 +325,7 @@ def main(argv=None) -> None:
     unknown = [r for r in args.runs if r not in STUDY]
     if unknown:
         parser.error(f"unknown run(s) {', '.join(unknown)}; see --list")
-    threads = max(1, 2 // args.parallel)
+    threads = args.threads or max(1, 2 // args.parallel)
     if args.record_only:
         for name in args.runs:
             cmd = command(name, args.steps, args.val_every, args.val_items, threads)
