@@ -4,8 +4,8 @@ the MAE-pretrained ViT.
 What is trained on what comes from a workload (the `Workload` protocol below): pairs for FuseLIP and the
 baselines (fuselip.pair_training.PairData: group-aware batches, the SigLIP + MMM loss, DDP), a pool of images for
 the tokenizers and the MAE (fuselip.image_training.ImagePool: random batches, the model's own loss). The loop is
-the same for all (shared/PAPER.md): AdamW and its schedule (fuselip.optim), bf16 autocast (CPU and CUDA) when
-train.precision == "bf16", gradient clipping, validation through `val_fn(model)` as a learning curve
+the same for all (shared/PAPER.md): AdamW and its schedule (fuselip.optim), bf16 autocast when train.precision is
+"bf16" (or "auto", the default, where bf16 is the faster: CUDA, a CPU with AMX or AVX512-BF16), gradient clipping, validation through `val_fn(model)` as a learning curve
 (validation.jsonl), checkpoints written atomically to <out_dir>/checkpoint (the model's weights, and in
 extra.safetensors the optimiser state, step, training seconds, RNG and the workload's position: no pickle),
 exact resume, and DDP under torchrun (gloo on CPU, nccl on CUDA; fuselip.distributed).
@@ -29,7 +29,8 @@ from fuselip import checkpoint as ckpt
 from fuselip.config import RunConfig, to_dict
 from fuselip.contract import Configured
 from fuselip.distributed import setup_distributed
-from fuselip.optim import autocast, build_optimizer, learning_rate, trainable_parameters
+from fuselip.optim import (autocast, bf16_speedup, build_optimizer, learning_rate, resolve_precision,
+                           trainable_parameters)
 from fuselip.pair_training import PairData, PairLoss  # noqa: F401  (PairLoss: the loss notebook 03 takes apart)
 
 CHECKPOINT_DIR = "checkpoint"
@@ -85,6 +86,7 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.extra_config = extra_config or {}
         self.log = log
+        self.precision = self._agreed_precision()
         self.optimizer = build_optimizer(model, cfg.train)
         self.params = [p for _, p, _ in trainable_parameters(model)]
         self.step = 0
@@ -92,6 +94,16 @@ class Trainer:
         self._clock = time.perf_counter()
         self.history: list[dict] = []
         self.val_history: list[dict] = []
+
+    def _agreed_precision(self) -> str:
+        """train.precision resolved once ("auto" measured on rank 0, which every rank then follows)."""
+        chosen = [resolve_precision(self.cfg.train.precision, self.dist.device)]
+        if self.dist.world > 1:
+            dist.broadcast_object_list(chosen, src=0)
+        if self.cfg.train.precision == "auto" and self.dist.main:
+            self.log(f"train.precision=auto: {chosen[0]} (bf16 matmul {bf16_speedup(self.dist.device.type):.1f}x "
+                     f"the speed of fp32 on this {self.dist.device.type})")
+        return chosen[0]
 
     def prepare(self) -> None:
         self.data.prepare()
@@ -105,7 +117,7 @@ class Trainer:
         Returns the loss parts averaged over ranks (= the single-process loss on the global batch)."""
         self.model.train()
         self.data.before_step(step)
-        with autocast(self.cfg.train.precision, self.dist.device):
+        with autocast(self.precision, self.dist.device):
             loss, parts = self.data.loss(batch, step)
         loss.backward()
         values = torch.stack([loss.detach().float()] + [v.detach().float() for v in parts.values()])

@@ -205,7 +205,9 @@ class TrainConfig(Checked):
     # rows whose right sides are identical: "positive" of each other, or "negative" (only a row's own target is
     # positive, as in the reference code)
     duplicates: Literal["positive", "negative"] = "positive"
-    precision: Literal["bf16", "fp32"] = "bf16"
+    # auto: bf16 autocast where bf16 is faster than fp32 (CUDA; a CPU with AMX or AVX512-BF16), else fp32 (a CPU
+    # without them emulates bf16, about 5x slower than fp32): fuselip.optim.resolve_precision
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     seed: int = 0
     log_every: int = 10
     val_every: int = 500

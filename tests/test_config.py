@@ -102,7 +102,7 @@ def test_each_family_is_offered_only_its_own_fields():
 
 def test_settings_with_fixed_choices_are_checked_once_when_made():
     """A Literal field is checked wherever a config is made: a file or mapping, a command line, or code."""
-    with pytest.raises(C.ConfigError, match="train.precision: must be one of 'bf16', 'fp32', got 'fp16'"):
+    with pytest.raises(C.ConfigError, match="train.precision: must be one of 'auto', 'bf16', 'fp32', got 'fp16'"):
         C.from_dict(C.RunConfig, {"train": {"precision": "fp16"}})
     parser = argparse.ArgumentParser()
     C.add_override_arguments(parser, "fuselip")

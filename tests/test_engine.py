@@ -24,7 +24,7 @@ def test_logit_scale_is_clamped_after_a_step(tmp_path):
 
 
 def test_resume_is_exact(tmp_path):
-    cfg = H.run_config(steps=6, batch=8)  # bf16 autocast, MMM on: the full training step
+    cfg = H.run_config(steps=6, batch=8, precision="bf16")  # bf16 autocast, MMM on: the full training step
     pairs = H.pairs(20)
     straight = H.model()
     summary = engine.train(straight, cfg, pairs, out_dir=tmp_path / "a", progress=False)

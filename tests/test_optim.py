@@ -1,6 +1,10 @@
 """The optimiser: which tensors are decayed, and the schedule."""
 import fuselip_helpers as H
+import pytest
+import torch
+
 from fuselip import optim
+from fuselip.engine import Trainer
 
 
 def test_weight_decay_groups_follow_the_paper():
@@ -26,3 +30,30 @@ def test_learning_rate_warmup_then_cosine():
     assert lrs[9] == cfg.train.lr and lrs[0] == cfg.train.lr / 10
     assert all(a < b for a, b in zip(lrs[:9], lrs[1:10])) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[-1] < 1e-3 * cfg.train.lr
+
+
+def test_auto_precision_is_bf16_only_where_bf16_is_measured_faster(monkeypatch):
+    cpu = torch.device("cpu")
+    for bf16_seconds, expected in ((0.5, "bf16"), (5.0, "fp32")):  # AMX-like / emulated bf16
+        optim.bf16_speedup.cache_clear()
+        monkeypatch.setattr(optim, "_matmul_seconds",
+                            lambda dtype, s=bf16_seconds: s if dtype == torch.bfloat16 else 1.0)
+        assert optim.resolve_precision("auto", cpu) == expected
+        assert optim.resolve_precision("bf16", cpu) == "bf16" and optim.resolve_precision("fp32", cpu) == "fp32"
+    optim.bf16_speedup.cache_clear()
+    assert optim.resolve_precision("auto", torch.device("cuda")) == "bf16"  # no measurement off the CPU
+    with pytest.raises(ValueError, match="resolve 'auto' first|must be"):
+        optim.autocast("auto", cpu)
+
+
+def test_the_loop_runs_the_resolved_precision_and_says_so(monkeypatch, tmp_path):
+    optim.bf16_speedup.cache_clear()
+    monkeypatch.setattr(optim, "_matmul_seconds", lambda dtype: 5.0 if dtype == torch.bfloat16 else 1.0)
+    lines: list[str] = []
+    trainer = Trainer(H.model(), H.run_config(), H.pairs(8), out_dir=tmp_path, progress=False, log=lines.append)
+    optim.bf16_speedup.cache_clear()
+    assert trainer.precision == "fp32"
+    assert any("train.precision=auto: fp32 (bf16 matmul 0.2x" in line for line in lines), lines
+    explicit = Trainer(H.model(), H.run_config(precision="bf16"), H.pairs(8), out_dir=tmp_path, progress=False,
+                       log=lines.append)
+    assert explicit.precision == "bf16"

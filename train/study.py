@@ -96,9 +96,10 @@ def run_dir(name: str, steps: int) -> Path:
     return ROOT / "runs" / "study" / str(steps) / name
 
 
-def command(name: str, steps: int, val_every: int, val_items: int, threads: int, batch: int = 128) -> list[str]:
+def command(name: str, steps: int, val_every: int, val_items: int, threads: int, batch: int = 128,
+            precision: str | None = None) -> list[str]:
     """The training command of one study run (the base budget, then the run's overrides)."""
-    overrides = list(STUDY[name][1])
+    overrides = list(STUDY[name][1]) + ([f"--train.precision={precision}"] if precision else [])
     preset = "tiny"
     if "--preset" in overrides:
         i = overrides.index("--preset")
@@ -291,6 +292,8 @@ def main(argv=None) -> None:
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--val-items", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (each gets 2 // parallel threads)")
+    parser.add_argument("--precision", choices=["bf16", "fp32"],
+                        help="the training precision (default: the preset's, auto: bf16 where it is faster than fp32)")
     parser.add_argument("--threads", type=int, help="threads per run (default 2 // parallel; 1 to share the cores "
                         "with other work)")
     parser.add_argument("--record-only", action="store_true", help="only write the records of finished runs")
@@ -328,14 +331,14 @@ def main(argv=None) -> None:
     threads = args.threads or max(1, 2 // args.parallel)
     if args.record_only:
         for name in args.runs:
-            cmd = command(name, args.steps, args.val_every, args.val_items, threads)
+            cmd = command(name, args.steps, args.val_every, args.val_items, threads, precision=args.precision)
             print(f"recorded {name}: {record(name, args.steps, cmd).relative_to(ROOT)}")
         return
     queue, running = list(args.runs), []
     while queue or running:
         while queue and len(running) < args.parallel:
             name = queue.pop(0)
-            cmd = command(name, args.steps, args.val_every, args.val_items, threads)
+            cmd = command(name, args.steps, args.val_every, args.val_items, threads, precision=args.precision)
             folder = run_dir(name, args.steps)
             folder.mkdir(parents=True, exist_ok=True)
             log = open(folder / "train.log", "a")
