@@ -67,8 +67,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = {name: build(family, preset, args, Path(tmp), pairs) for name, (family, preset) in MODELS.items()}
+        precision = next(iter(runs.values()))[1].precision  # train.precision as resolved on this host
         print(f"batch {batch}, {args.steps} steps x {args.reps} interleaved repetitions, "
-              f"precision {next(iter(runs.values()))[1].precision} ({reference.train.precision}), torch threads {torch.get_num_threads()}")
+              f"precision {precision} ({reference.train.precision}), torch threads {torch.get_num_threads()}")
         for name, (cfg, trainer) in runs.items():
             print(f"  {name:16s} {cfg.encoder.kind:10s} {effective_parameters(trainer.model):>10,d} parameters "
                   f"(trainable, seen vocabulary rows only)")
