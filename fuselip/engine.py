@@ -29,8 +29,7 @@ from fuselip import checkpoint as ckpt
 from fuselip.config import RunConfig, to_dict
 from fuselip.contract import Configured
 from fuselip.distributed import setup_distributed
-from fuselip.optim import (autocast, bf16_speedup, build_optimizer, learning_rate, resolve_precision,
-                           trainable_parameters)
+from fuselip.optim import autocast, build_optimizer, learning_rate, resolve_precision, trainable_parameters
 from fuselip.pair_training import PairData, PairLoss  # noqa: F401  (PairLoss: the loss notebook 03 takes apart)
 
 CHECKPOINT_DIR = "checkpoint"
@@ -100,9 +99,6 @@ class Trainer:
         chosen = [resolve_precision(self.cfg.train.precision, self.dist.device)]
         if self.dist.world > 1:
             dist.broadcast_object_list(chosen, src=0)
-        if self.cfg.train.precision == "auto" and self.dist.main:
-            self.log(f"train.precision=auto: {chosen[0]} (bf16 matmul {bf16_speedup(self.dist.device.type):.1f}x "
-                     f"the speed of fp32 on this {self.dist.device.type})")
         return chosen[0]
 
     def prepare(self) -> None:

@@ -83,6 +83,16 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def describe_precision(precision: str, device: str) -> str:
+    """One line for a run's log: the precision a run on `device` (train.device) trains in, and why."""
+    dev = torch.device(device)
+    chosen = resolve_precision(precision, dev)
+    if precision != "auto":
+        return f"train.precision={precision}"
+    return (f"train.precision=auto: {chosen} (a bf16 matmul runs at {bf16_speedup(dev.type):.2f}x the speed of "
+            f"fp32 on this {dev.type})")
+
+
 def autocast(precision: str, device: torch.device):
     """bf16 autocast (CPU and CUDA) for precision "bf16", nothing for "fp32" (resolve "auto" first)."""
     if precision == "bf16":

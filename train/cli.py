@@ -28,6 +28,7 @@ from fuselip.config import (RunConfig, TokenizerConfig, add_override_arguments, 
 from fuselip.data.collate import cache_file  # noqa: E402
 from fuselip.data.tasks import sample_pairs  # noqa: E402
 from fuselip.engine import train  # noqa: E402
+from fuselip.optim import describe_precision  # noqa: E402
 from fuselip.pair_training import ReadsImageTokens, ship_run, validation_fn  # noqa: E402
 
 
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None, family: str, build_model: Callable[[RunConf
         cfg.tokenizer = from_dict(TokenizerConfig, to_dict(model.tokenizer.config))
     if rank0:
         print(dump(cfg, family), flush=True)
+        print(describe_precision(cfg.train.precision, cfg.train.device), flush=True)
     out_dir = Path(cfg.train.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank0:

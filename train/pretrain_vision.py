@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fuselip import config, image_training, mae  # noqa: E402
+from fuselip.optim import describe_precision  # noqa: E402
 from fuselip.ship import ship  # noqa: E402
 from fuselip.tokenizers import pool  # noqa: E402
 
@@ -46,6 +47,7 @@ def main(argv=None):
     with config.config_errors_exit(parser):
         cfg = config.apply_overrides(recipe, args)
     print(config.dump(cfg, "mae"))
+    print(describe_precision(cfg.train.precision, cfg.train.device))
 
     images, val = pool.train_and_val(cfg.data)
     torch.manual_seed(cfg.train.seed)

@@ -21,6 +21,7 @@ import shlex
 import sys
 
 from fuselip import config, image_training
+from fuselip.optim import describe_precision
 from fuselip.ship import ship
 from fuselip.tokenizers import evaluation, pool, training
 
@@ -43,6 +44,7 @@ def main(argv=None):
     if args.image_folder:
         cfg.data.image_folder = args.image_folder
     print(config.dump(cfg, "tokenizer"))
+    print(describe_precision(cfg.train.precision, cfg.train.device))
 
     images, val = pool.train_and_val(cfg.data)
     model = training.build(cfg)

@@ -30,8 +30,9 @@ def run(*args: str) -> None:
 def test_train_resume_and_ship(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run(*TINY, "--train.steps=2")
-    printed = json.loads(capsys.readouterr().out.split("\nimage pool")[0])
-    assert set(printed) == {"tokenizer", "data", "train"}  # a tokenizer run's settings, nothing else
+    settings, precision = capsys.readouterr().out.split("\nimage pool")[0].rsplit("\n", 1)
+    assert set(json.loads(settings)) == {"tokenizer", "data", "train"}  # a tokenizer run's settings, nothing else
+    assert precision.startswith("train.precision=auto: ")  # then the precision it trains in
     run_dir = tmp_path / "runs" / "tok"
     assert json.loads((run_dir / "checkpoint" / "config.json").read_text())["run"]["train"]["steps"] == 2
     run(*TINY, "--train.steps=3", "--resume", "--ship", "shipped")  # one more step, then ship
