@@ -5,9 +5,9 @@ What is trained on what comes from a workload (the `Workload` protocol below): p
 baselines (fuselip.pair_training.PairData: group-aware batches, the SigLIP + MMM loss, DDP), a pool of images for
 the tokenizers and the MAE (fuselip.image_training.ImagePool: random batches, the model's own loss). The loop is
 the same for all (shared/PAPER.md): AdamW and its schedule (fuselip.optim), bf16 autocast when train.precision is
-"bf16" (or "auto", the default, where bf16 is the faster: CUDA, a CPU with AMX or AVX512-BF16), gradient clipping, validation through `val_fn(model)` as a learning curve
-(validation.jsonl), checkpoints written atomically to <out_dir>/checkpoint (the model's weights, and in
-extra.safetensors the optimiser state, step, training seconds, RNG and the workload's position: no pickle),
+"bf16" (or "auto", the default, where bf16 is the faster: CUDA, a CPU with AMX or AVX512-BF16), gradient
+clipping, validation through `val_fn(model)` as a learning curve (validation.jsonl), checkpoints written
+atomically to <out_dir>/checkpoint (the model's weights, and in extra.safetensors the optimiser state, step, training seconds, RNG and the workload's position: no pickle),
 exact resume, and DDP under torchrun (gloo on CPU, nccl on CUDA; fuselip.distributed).
 
     train(model, run_config, pairs_or_workload, val_fn, out_dir=..., resume=...) -> summary
