@@ -8,7 +8,8 @@ the same for all (shared/PAPER.md): AdamW and its schedule (fuselip.optim), bf16
 "bf16" (or "auto", the default, where bf16 is the faster: CUDA, a CPU with AMX or AVX512-BF16), gradient
 clipping, validation through `val_fn(model)` as a learning curve (validation.jsonl), checkpoints written
 atomically to <out_dir>/checkpoint (the model's weights, and in extra.safetensors the optimiser state, step,
-training seconds, RNG and the workload's position: no pickle), exact resume, and DDP under torchrun (gloo on CPU, nccl on CUDA; fuselip.distributed).
+training seconds, RNG and the workload's position: no pickle), exact resume, and DDP under torchrun (gloo on
+CPU, nccl on CUDA; fuselip.distributed).
 
     train(model, run_config, pairs_or_workload, val_fn, out_dir=..., resume=...) -> summary
 """
